@@ -1,0 +1,5 @@
+import sys
+
+from dicomhaven.cli import main
+
+sys.exit(main())

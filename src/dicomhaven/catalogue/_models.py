@@ -1,0 +1,105 @@
+"""SQLAlchemy models of the catalogue database: jobs and the ledger.
+
+No column holds a patient identifier: objects are named by a keyed hash of their SOP
+Instance UID (or of their content when they are not readable DICOM), and source file names
+are never stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["Base", "Job", "JobState", "LedgerEvent", "LedgerObject", "ObjectKind", "ObjectStatus"]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ObjectStatus(StrEnum):
+    """Where an object stands. Every object is in exactly one status at every moment."""
+
+    RECEIVED = "received"  # in flight: accepted into intake, no decision yet
+    RELEASED = "released"  # de-identified, scanned clean, in the store
+    QUARANTINED = "quarantined"  # held, with a reason
+    REJECTED = "rejected"  # not processable (malformed, conflicting), with a reason
+    FAILED = "failed"  # a stage failed; retryable, with a reason
+
+
+TERMINAL_STATUSES = frozenset(
+    {ObjectStatus.RELEASED, ObjectStatus.QUARANTINED, ObjectStatus.REJECTED, ObjectStatus.FAILED}
+)
+
+
+class ObjectKind(StrEnum):
+    DICOM = "dicom"  # a readable DICOM object, keyed by its SOP Instance UID
+    BLOB = "blob"  # bytes that are not readable DICOM, keyed by their content
+
+
+class JobState(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"
+
+
+class Job(Base):
+    """One run of work (an import, later a pull or a release) that objects are recorded under."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default=JobState.RUNNING.value)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    summary: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class LedgerObject(Base):
+    """An object received by the site, with its current status."""
+
+    __tablename__ = "ledger_objects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    object_key: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    intake_path: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(32))
+    sop_class_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    transfer_syntax_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    receipts: Mapped[int] = mapped_column(Integer, default=1)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    events: Mapped[list[LedgerEvent]] = relationship(
+        back_populates="object", order_by="LedgerEvent.id"
+    )
+
+
+class LedgerEvent(Base):
+    """One status transition of an object; append-only, so the history can be checked."""
+
+    __tablename__ = "ledger_events"
+    __table_args__ = (Index("ix_ledger_events_object", "object_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    object_id: Mapped[int] = mapped_column(ForeignKey("ledger_objects.id"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stage: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    object: Mapped[LedgerObject] = relationship(back_populates="events")

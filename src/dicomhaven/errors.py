@@ -1,0 +1,37 @@
+"""The one exception hierarchy of dicomhaven.
+
+::
+
+    DicomHavenError
+    ├── ConfigError            settings or a config file is wrong (names the file and key)
+    ├── SiteError              the site folder is missing, incomplete or not initialised
+    ├── InvalidIdentifier      a patient identifier failed validation (never carries the value)
+    └── LedgerError            the ledger refused a transition or found an inconsistency
+
+Messages say what was expected, what was received and how to fix it, and never contain a
+patient identifier. Libraries raise; only the CLI turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DicomHavenError", "InvalidIdentifier", "LedgerError", "SiteError"]
+
+
+class DicomHavenError(Exception):
+    """Base of every error dicomhaven raises on purpose."""
+
+
+class ConfigError(DicomHavenError):
+    """A setting or configuration file is invalid."""
+
+
+class SiteError(DicomHavenError):
+    """The site folder is missing or was not initialised with ``dicomhaven init``."""
+
+
+class InvalidIdentifier(DicomHavenError):
+    """A patient identifier is malformed; the message says why but never repeats the value."""
+
+
+class LedgerError(DicomHavenError):
+    """A ledger transition is not allowed, or the ledger is inconsistent."""

@@ -1,0 +1,71 @@
+"""Receiving bytes into intake: parse, name, store, and say what happened (a Receipt)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from dicomhaven.catalogue import ObjectKind
+from dicomhaven.intake._reader import ParsedObject, parse_object
+from dicomhaven.intake._store import IntakeArea, IntakeStore, dicom_object_key
+
+__all__ = ["CONFLICT_REASON", "Receipt", "receive_bytes"]
+
+CONFLICT_REASON = (
+    "conflicting duplicate: an object with this SOP Instance UID but different content was "
+    "received before; both are kept in intake for review"
+)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the intake step did with one received object; carries no identifier.
+
+    ``rejection`` is set when the bytes cannot enter the pipeline; they are still kept in
+    intake so nothing received is lost.
+    """
+
+    object_key: str
+    kind: ObjectKind
+    sha256: str
+    size: int
+    intake_path: str
+    created: bool
+    rejection: str | None = None
+    sop_class_uid: str | None = None
+    transfer_syntax_uid: str | None = None
+    modality: str | None = None
+
+
+def receive_bytes(data: bytes, store: IntakeStore, site_key: bytes) -> Receipt:
+    """Store ``data`` in intake and describe it; never raises on bad content."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    parsed = parse_object(data)
+    if isinstance(parsed, ParsedObject):
+        key = dicom_object_key(site_key, parsed.sop_instance_uid)
+        stored = store.put(IntakeArea.DICOM, key, data, sha256)
+        if stored.same_content:
+            return Receipt(
+                object_key=key,
+                kind=ObjectKind.DICOM,
+                sha256=sha256,
+                size=len(data),
+                intake_path=stored.relpath,
+                created=stored.created,
+                sop_class_uid=parsed.sop_class_uid,
+                transfer_syntax_uid=parsed.transfer_syntax_uid,
+                modality=parsed.modality,
+            )
+        area, reason = IntakeArea.CONFLICTS, CONFLICT_REASON
+    else:
+        area, reason = IntakeArea.REJECTED, parsed.reason
+    stored = store.put(area, sha256, data, sha256)
+    return Receipt(
+        object_key=f"content:{sha256}",
+        kind=ObjectKind.BLOB,
+        sha256=sha256,
+        size=len(data),
+        intake_path=stored.relpath,
+        created=stored.created,
+        rejection=reason,
+    )

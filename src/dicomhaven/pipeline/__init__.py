@@ -1,0 +1,26 @@
+"""The pipeline: named stages run over received objects, inline or on a process pool."""
+
+from dicomhaven.pipeline._runner import (
+    NO_RELEASE_REASON,
+    Executor,
+    InlineExecutor,
+    Pipeline,
+    ProcessExecutor,
+    ProcessTask,
+    make_executor,
+)
+from dicomhaven.pipeline._stage import Outcome, PipelineObject, Stage, StageContext
+
+__all__ = [
+    "NO_RELEASE_REASON",
+    "Executor",
+    "InlineExecutor",
+    "Outcome",
+    "Pipeline",
+    "PipelineObject",
+    "ProcessExecutor",
+    "ProcessTask",
+    "Stage",
+    "StageContext",
+    "make_executor",
+]

@@ -1,0 +1,131 @@
+"""Running stages over objects, and the executors that run work inline or in processes."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from dicomhaven.catalogue import ObjectStatus
+from dicomhaven.pipeline._stage import Outcome, PipelineObject, Stage, StageContext
+
+__all__ = [
+    "NO_RELEASE_REASON",
+    "Executor",
+    "InlineExecutor",
+    "Pipeline",
+    "ProcessExecutor",
+    "ProcessTask",
+    "make_executor",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+NO_RELEASE_REASON = (
+    "held: no stage released it (nothing is released before de-identification and the "
+    "residual-PII scan pass)"
+)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """An ordered list of stages. An object no stage decides on ends quarantined, because
+    nothing may be released unless a stage has positively released it."""
+
+    stages: Sequence[Stage] = ()
+
+    def run(self, obj: PipelineObject, ctx: StageContext) -> Outcome:
+        for stage in self.stages:
+            try:
+                outcome = stage(obj, ctx)
+            except Exception as exc:
+                # The exception text may quote a value from the file: keep only its type.
+                log.warning(
+                    "stage failed",
+                    extra={
+                        "stage": stage.name,
+                        "object": obj.object_key,
+                        "error": type(exc).__name__,
+                    },
+                )
+                return Outcome(
+                    ObjectStatus.FAILED,
+                    f"stage '{stage.name}' failed with {type(exc).__name__}; retry with "
+                    "'dicomhaven process'",
+                    stage.name,
+                )
+            if outcome is not None:
+                return outcome
+        return Outcome(ObjectStatus.QUARANTINED, NO_RELEASE_REASON, "gate")
+
+
+class Executor(Protocol):
+    """Where work runs. Results come back in the order of the items."""
+
+    workers: int
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]: ...
+
+    def close(self) -> None: ...
+
+
+class InlineExecutor:
+    """Runs everything in the calling process: the default, and the easiest to debug."""
+
+    workers = 1
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        for item in items:
+            yield fn(item)
+
+    def close(self) -> None:
+        return None
+
+
+class ProcessExecutor:
+    """A local process pool fed through a bounded window, so memory stays flat however many
+    items the iterable yields (a folder of 100,000 files is never listed up front)."""
+
+    def __init__(self, workers: int, window_per_worker: int = 16) -> None:
+        self.workers = workers
+        self._window = workers * window_per_worker
+        self._pool = ProcessPoolExecutor(max_workers=workers)
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(self._pool.submit(fn, item))
+            if len(pending) >= self._window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_executor(workers: int) -> Executor:
+    """One worker runs inline; more use a local process pool."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    return InlineExecutor() if workers == 1 else ProcessExecutor(workers)
+
+
+@dataclass(frozen=True)
+class ProcessTask:
+    """Runs the site's pipeline on one object; picklable, so it runs in any worker."""
+
+    site_root: Path
+    pipeline: Pipeline
+
+    def __call__(self, item: tuple[int, str, str]) -> tuple[int, Outcome]:
+        object_id, object_key, intake_path = item
+        obj = PipelineObject(object_id, object_key, self.site_root / "intake" / intake_path)
+        return object_id, self.pipeline.run(obj, StageContext(self.site_root))

@@ -1,0 +1,81 @@
+"""What a pipeline stage is: a function of one object plus context that may decide its fate.
+
+A stage returns ``None`` to pass the object on, or an :class:`Outcome` with a terminal
+status and a reason. The same stages run inline, in a local process pool or (later) on a
+Dask cluster, so everything a stage receives is picklable and it keeps no global state.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from dicomhaven.catalogue import ObjectStatus
+
+__all__ = ["Outcome", "PipelineObject", "Stage", "StageContext"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A stage's decision: where the object ends, why, and which stage said so."""
+
+    status: ObjectStatus
+    reason: str
+    stage: str
+
+    def __post_init__(self) -> None:
+        if self.status is ObjectStatus.RECEIVED:
+            raise ValueError("an Outcome must be terminal: received is not a decision")
+        if not self.reason:
+            raise ValueError("an Outcome needs a reason")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What every stage may read: the site's folders. Later issues add the vault and profiles."""
+
+    site_root: Path
+
+    @property
+    def intake(self) -> Path:
+        return self.site_root / "intake"
+
+
+@dataclass
+class PipelineObject:
+    """One object travelling through the stages. Its data set is read from intake on demand,
+    header only unless a stage asks for pixels, so cheap stages stay cheap."""
+
+    object_id: int
+    object_key: str
+    intake_file: Path
+    _header: Dataset | None = field(default=None, repr=False)
+    _full: Dataset | None = field(default=None, repr=False)
+
+    def header(self) -> Dataset:
+        if self._full is not None:
+            return self._full
+        if self._header is None:
+            self._header = pydicom.dcmread(
+                io.BytesIO(self.intake_file.read_bytes()), stop_before_pixels=True, force=True
+            )
+        return self._header
+
+    def dataset(self) -> Dataset:
+        if self._full is None:
+            self._full = pydicom.dcmread(self.intake_file, force=True)
+        return self._full
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """A named step of the pipeline."""
+
+    name: str
+
+    def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None: ...

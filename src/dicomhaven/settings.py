@@ -1,0 +1,247 @@
+"""The settings registry: one place that names every setting, its type, default and help.
+
+The same registry feeds the site's settings file (``dicomhaven.yaml``), the environment
+variables (``DICOMHAVEN_<NAME>``), ``dicomhaven settings`` and ``docs/settings.md``.
+Precedence, lowest first: defaults, the site's settings file, environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dicomhaven.errors import ConfigError
+
+__all__ = [
+    "ENV_PREFIX",
+    "SETTINGS_FILE",
+    "LogFormat",
+    "LogLevel",
+    "SettingInfo",
+    "Settings",
+    "load_settings",
+    "registry",
+    "render_markdown",
+    "render_settings_file",
+]
+
+ENV_PREFIX = "DICOMHAVEN_"
+SETTINGS_FILE = "dicomhaven.yaml"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class Settings(BaseModel):
+    """Every setting of a site. Field descriptions are the help text shown everywhere."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    database_url: str = Field(
+        default="",
+        description=(
+            "SQLAlchemy URL of the catalogue database. Empty means the site's own SQLite file "
+            "(catalogue/catalogue.db); for a site server use "
+            "postgresql+psycopg://user@host/dbname."
+        ),
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Worker processes for pipeline work when --workers is not given; 1 runs inline.",
+    )
+    ledger_batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description=(
+            "Objects recorded in the ledger per database transaction during an import. Larger "
+            "is faster; an interrupted import simply re-imports the uncommitted batch."
+        ),
+    )
+    intake_fsync: bool = Field(
+        default=True,
+        description=(
+            "Flush every file written to the intake zone to disk before it is recorded in the "
+            "ledger, so a power cut cannot lose an object the ledger says it has."
+        ),
+    )
+    log_level: LogLevel = Field(default=LogLevel.INFO, description="Lowest level written to logs.")
+    log_format: LogFormat = Field(
+        default=LogFormat.JSON,
+        description="Format of the site's log file logs/dicomhaven.log: json (one object a line) or text.",
+    )
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """One row of the registry, as shown by ``dicomhaven settings`` and the docs."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return " | ".join(m.value for m in annotation)
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation)
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
+
+
+def registry() -> list[SettingInfo]:
+    """The settings registry, in declaration order."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        rows.append(
+            SettingInfo(
+                name=name,
+                type=_type_name(field.annotation),
+                default=_plain(field.default),
+                help=field.description or "",
+            )
+        )
+    return rows
+
+
+def _yaml_key_lines(text: str) -> dict[str, int]:
+    """Line number (1-based) of each top-level key, for messages that point into the file."""
+    node = yaml.compose(text)
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            lines[str(key_node.value)] = key_node.start_mark.line + 1
+    return lines
+
+
+def _read_settings_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of setting names to values")
+    return data, _yaml_key_lines(text)
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    known = {info.env_var: info.name for info in registry()}
+    values = {}
+    for key, value in environ.items():
+        if key in known:
+            values[known[key]] = value
+    return values
+
+
+def load_settings(site_dir: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings of a site: defaults, then ``SITE/dicomhaven.yaml``, then ``DICOMHAVEN_*``.
+
+    Unknown keys and bad values are refused with a message naming the file and line (or the
+    environment variable) and the expected type.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    path: Path | None = None
+    if site_dir is not None and (site_dir / SETTINGS_FILE).exists():
+        path = site_dir / SETTINGS_FILE
+        values, lines = _read_settings_file(path)
+    env_values = _from_environment(environ)
+    merged = {**values, **env_values}
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            if name in env_values:
+                where = f"environment variable {ENV_PREFIX}{name.upper()}"
+            elif path is not None:
+                where = f"{path}:{lines.get(name, 1)}"
+            else:
+                where = "settings"
+            if error["type"] == "extra_forbidden":
+                known = ", ".join(info.name for info in registry())
+                problems.append(f"{where}: unknown setting '{name}' (known settings: {known})")
+            else:
+                problems.append(f"{where}: setting '{name}': {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+def _iter_help_lines(text: str, width: int = 88) -> Iterator[str]:
+    line = ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            yield line
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        yield line
+
+
+def render_settings_file() -> str:
+    """The commented settings file ``dicomhaven init`` writes: every setting at its default."""
+    out = [
+        "# dicomhaven site settings. Every setting is listed at its default.",
+        f"# Environment variables {ENV_PREFIX}<NAME> override this file.",
+        "",
+    ]
+    for info in registry():
+        out.extend(f"# {line}" for line in _iter_help_lines(info.help))
+        out.append(yaml.safe_dump({info.name: info.default}, default_flow_style=False).strip())
+        out.append("")
+    return "\n".join(out)
+
+
+def render_markdown() -> str:
+    """``docs/settings.md``, generated from the registry so the two cannot drift apart."""
+    out = [
+        "# Settings",
+        "",
+        "Generated from the settings registry by `dicomhaven settings --markdown`; a test keeps "
+        "this page in step with the code.",
+        "",
+        "Each site reads, lowest precedence first: the defaults below, the site's "
+        f"`{SETTINGS_FILE}`, then environment variables `{ENV_PREFIX}<NAME>`.",
+        "",
+        "| setting | environment variable | type | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for info in registry():
+        default = f"`{info.default}`" if info.default != "" else "(empty)"
+        out.append(f"| `{info.name}` | `{info.env_var}` | {info.type} | {default} | {info.help} |")
+    out.append("")
+    return "\n".join(out)
