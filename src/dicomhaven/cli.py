@@ -40,7 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 SiteOption = Annotated[
     Path,
@@ -188,7 +188,7 @@ def import_(
     from dicomhaven.collect import count_files
     from dicomhaven.ingest import import_paths
 
-    missing = [p for p in paths if not p.exists()]
+    missing = [p for p in paths if not (p.exists() or p.is_symlink())]
     if missing:
         raise ConfigError(f"no such file or folder: {missing[0]}")
     site = _open(site_dir)

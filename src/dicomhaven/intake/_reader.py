@@ -23,7 +23,8 @@ __all__ = ["ParsedObject", "Rejection", "parse_object"]
 _SEQUENCE_DELIMITER_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _SEQUENCE_DELIMITER_BE = b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
-_SHORTEST_ELEMENT = 8  # tag (4) + length (4) with no value
+_SHORTEST_ELEMENT = 8
+_EOF_BEFORE_DELIMITER = "End of file reached before delimiter"  # pydicom's warning  # tag (4) + length (4) with no value
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,14 @@ def parse_object(data: bytes) -> ParsedObject | Rejection:
     pydicom's warnings quote values from the file, so they are silenced here: a value may be
     a patient identifier.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _parse(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _parse(data)
+    if isinstance(result, ParsedObject) or result.reason.startswith("truncated"):
+        return result
+    if any(_EOF_BEFORE_DELIMITER in str(w.message) for w in caught):
+        return Rejection("truncated DICOM: the file ends before a sequence delimiter")
+    return result
 
 
 def _parse(data: bytes) -> ParsedObject | Rejection:
