@@ -7,6 +7,7 @@ Precedence, lowest first: defaults, the site's settings file, environment variab
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ class SettingInfo:
 
 def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, StrEnum):
-        return " | ".join(m.value for m in annotation)
+        return "one of " + ", ".join(m.value for m in annotation)
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation)
@@ -241,7 +242,7 @@ def render_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     for info in registry():
-        default = f"`{info.default}`" if info.default != "" else "(empty)"
+        default = f"`{json.dumps(info.default)}`" if info.default != "" else "(empty)"
         out.append(f"| `{info.name}` | `{info.env_var}` | {info.type} | {default} | {info.help} |")
     out.append("")
     return "\n".join(out)
