@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhaven.catalogue import (
@@ -95,6 +95,24 @@ class LedgerReport:
         }
 
 
+@dataclass
+class _Known:
+    """An object already in the ledger, as a batch of receipts sees and changes it."""
+
+    id: int
+    status: ObjectStatus
+    job_id: int
+    receipts: int
+    intake_path: str
+    reason: str | None = None
+
+    def changes(self, now: datetime) -> dict[str, object]:
+        row: dict[str, object] = {"id": self.id, "receipts": self.receipts, "job_id": self.job_id}
+        if self.reason is not None:
+            row.update(status=self.status.value, reason=self.reason, updated_at=now)
+        return row
+
+
 def _pid_alive(pid: int | None) -> bool:
     if pid is None:
         return False
@@ -136,6 +154,8 @@ class Ledger:
             )
 
     # -- receiving ------------------------------------------------------------------------
+    # Writes are bulk statements (one INSERT/UPDATE per batch, not per object): the ledger
+    # must not be what limits how fast a site can receive.
     def receive(
         self, job_id: int, source: str, receipts: Sequence[Receipt]
     ) -> tuple[list[ReceiptResult], list[Pending]]:
@@ -145,123 +165,168 @@ class Ledger:
         re-receipts of a known object are counted. Returns one result per receipt and the
         objects the pipeline should now process.
         """
+        now = _now()
         results: list[ReceiptResult] = []
         pending: list[Pending] = []
-        now = _now()
+        events: list[dict[str, object]] = []
         with self._sessions.begin() as session:
-            keys = {r.object_key for r in receipts}
             known = {
-                obj.object_key: obj
-                for obj in session.scalars(
-                    select(LedgerObject).where(LedgerObject.object_key.in_(keys))
+                row.object_key: _Known(row.id, ObjectStatus(row.status), row.job_id,
+                                       row.receipts, row.intake_path)
+                for row in session.execute(
+                    select(LedgerObject.id, LedgerObject.object_key, LedgerObject.status,
+                           LedgerObject.job_id, LedgerObject.receipts, LedgerObject.intake_path)
+                    .where(LedgerObject.object_key.in_({r.object_key for r in receipts}))
                 )
-            }
+            }  # fmt: skip
             stale_jobs = self._stale_job_ids(session)
+            fresh: dict[str, Receipt] = {}
+            fresh_count: Counter[str] = Counter()
+            touched: dict[int, _Known] = {}
             for receipt in receipts:
-                obj = known.get(receipt.object_key)
-                if obj is None:
-                    obj = self._insert(session, job_id, source, receipt, now)
-                    known[receipt.object_key] = obj
-                    results.append(ReceiptResult.NEW)
-                    if receipt.rejection is None:
-                        pending.append(Pending(obj.id, obj.object_key, obj.intake_path))
+                key = receipt.object_key
+                if key in fresh:
+                    fresh_count[key] += 1
+                    results.append(ReceiptResult.DUPLICATE)
                     continue
-                obj.receipts += 1
-                retry = obj.status == _S.FAILED or (
-                    obj.status == _S.RECEIVED and obj.job_id in stale_jobs
-                )
-                if retry:
-                    if obj.status == _S.FAILED:
-                        self._transition(session, obj, _S.RECEIVED, "retry", job_id, "ingest", now)
-                    obj.job_id = job_id
+                row = known.get(key)
+                if row is None:
+                    fresh[key] = receipt
+                    fresh_count[key] += 1
+                    results.append(ReceiptResult.NEW)
+                    continue
+                row.receipts += 1
+                touched[row.id] = row
+                stale = row.status is _S.RECEIVED and row.job_id in stale_jobs
+                if row.status is _S.FAILED or stale:
+                    if row.status is _S.FAILED:
+                        events.append(
+                            self._event(row.id, key, row.status, _S.RECEIVED, "retry", job_id, "ingest", now)
+                        )  # fmt: skip
+                        row.status = _S.RECEIVED
+                        row.reason = "retry"
+                    row.job_id = job_id
+                    pending.append(Pending(row.id, key, row.intake_path))
                     results.append(ReceiptResult.RESUMED)
-                    pending.append(Pending(obj.id, obj.object_key, obj.intake_path))
                 else:
                     results.append(ReceiptResult.DUPLICATE)
+            if fresh:
+                rows = [
+                    self._new_row(job_id, source, r, fresh_count[k], now) for k, r in fresh.items()
+                ]
+                ids = session.execute(
+                    insert(LedgerObject).returning(LedgerObject.id, sort_by_parameter_order=True),
+                    rows,
+                ).scalars()
+                for object_id, receipt in zip(ids, fresh.values(), strict=True):
+                    key = receipt.object_key
+                    events.append(
+                        self._event(object_id, key, None, _S.RECEIVED, f"received from {source}",
+                                    job_id, "ingest", now)
+                    )  # fmt: skip
+                    if receipt.rejection is None:
+                        pending.append(Pending(object_id, key, receipt.intake_path))
+                    else:
+                        events.append(
+                            self._event(object_id, key, _S.RECEIVED, _S.REJECTED,
+                                        receipt.rejection, job_id, "ingest", now)
+                        )  # fmt: skip
+            if touched:
+                session.execute(
+                    update(LedgerObject), [row.changes(now) for row in touched.values()]
+                )
+            if events:
+                session.execute(insert(LedgerEvent), events)
         return results, pending
 
-    def _insert(
-        self, session: Session, job_id: int, source: str, receipt: Receipt, now: datetime
-    ) -> LedgerObject:
-        obj = LedgerObject(
-            object_key=receipt.object_key,
-            kind=receipt.kind,
-            status=_S.RECEIVED,
-            reason="",
-            sha256=receipt.sha256,
-            size=receipt.size,
-            intake_path=receipt.intake_path,
-            source=source,
-            sop_class_uid=receipt.sop_class_uid,
-            transfer_syntax_uid=receipt.transfer_syntax_uid,
-            modality=receipt.modality,
-            receipts=1,
-            job_id=job_id,
-            received_at=now,
-            updated_at=now,
-        )
-        session.add(obj)
-        session.flush()
-        session.add(
-            LedgerEvent(
-                object_id=obj.id,
-                job_id=job_id,
-                at=now,
-                stage="ingest",
-                from_status=None,
-                to_status=_S.RECEIVED,
-                reason=f"received from {source}",
-            )
-        )
-        if receipt.rejection is not None:
-            self._transition(session, obj, _S.REJECTED, receipt.rejection, job_id, "ingest", now)
-        return obj
+    @staticmethod
+    def _new_row(
+        job_id: int, source: str, receipt: Receipt, receipts: int, now: datetime
+    ) -> dict[str, object]:
+        rejected = receipt.rejection is not None
+        return {
+            "object_key": receipt.object_key,
+            "kind": receipt.kind.value,
+            "status": (_S.REJECTED if rejected else _S.RECEIVED).value,
+            "reason": receipt.rejection or "",
+            "sha256": receipt.sha256,
+            "size": receipt.size,
+            "intake_path": receipt.intake_path,
+            "source": source,
+            "sop_class_uid": receipt.sop_class_uid,
+            "transfer_syntax_uid": receipt.transfer_syntax_uid,
+            "modality": receipt.modality,
+            "receipts": receipts,
+            "job_id": job_id,
+            "received_at": now,
+            "updated_at": now,
+        }
 
-    def _transition(
-        self,
-        session: Session,
-        obj: LedgerObject,
+    @staticmethod
+    def _event(
+        object_id: object,
+        object_key: str,
+        current: ObjectStatus | None,
         to: ObjectStatus,
         reason: str,
         job_id: int,
         stage: str,
         now: datetime,
-    ) -> None:
-        current = ObjectStatus(obj.status)
+    ) -> dict[str, object]:
+        """One history row, after checking the transition is allowed and reasoned."""
         if to not in ALLOWED_TRANSITIONS[current]:
+            allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[current])) or "nothing"
             raise LedgerError(
-                f"object {obj.object_key[:12]}…: transition {current} → {to} is not allowed; "
-                f"from {current} an object may go to: "
-                f"{', '.join(sorted(ALLOWED_TRANSITIONS[current])) or 'nothing'}"
+                f"object {object_key[:12]}…: transition {current} → {to} is not allowed; "
+                f"from {current} an object may go to: {allowed}"
             )
         if to in TERMINAL_STATUSES and not reason:
-            raise LedgerError(f"object {obj.object_key[:12]}…: status {to} needs a reason")
-        session.add(
-            LedgerEvent(
-                object_id=obj.id,
-                job_id=job_id,
-                at=now,
-                stage=stage,
-                from_status=current,
-                to_status=to,
-                reason=reason,
+            raise LedgerError(f"object {object_key[:12]}…: status {to} needs a reason")
+        return {
+            "object_id": object_id,
+            "job_id": job_id,
+            "at": now,
+            "stage": stage,
+            "from_status": current.value if current is not None else None,
+            "to_status": to.value,
+            "reason": reason,
+        }
+
+    def _move(
+        self,
+        job_id: int,
+        decisions: dict[int, tuple[ObjectStatus, str, str]],
+        *,
+        only_from: ObjectStatus | None = None,
+    ) -> None:
+        """Apply status changes ``{object id: (status, reason, stage)}`` in one transaction."""
+        now = _now()
+        with self._sessions.begin() as session:
+            rows = session.execute(
+                select(LedgerObject.id, LedgerObject.object_key, LedgerObject.status).where(
+                    LedgerObject.id.in_(list(decisions))
+                )
             )
-        )
-        obj.status = to
-        obj.reason = reason
-        obj.updated_at = now
+            updates: list[dict[str, object]] = []
+            events: list[dict[str, object]] = []
+            for object_id, key, status in rows:
+                to, reason, stage = decisions[object_id]
+                current = ObjectStatus(status)
+                row: dict[str, object] = {"id": object_id, "job_id": job_id}
+                if only_from is None or current is only_from:
+                    events.append(
+                        self._event(object_id, key, current, to, reason, job_id, stage, now)
+                    )
+                    row.update(status=to.value, reason=reason, updated_at=now)
+                updates.append(row)
+            if updates:
+                session.execute(update(LedgerObject), updates)
+            if events:
+                session.execute(insert(LedgerEvent), events)
 
     def settle(self, job_id: int, outcomes: Iterable[tuple[int, Outcome]]) -> None:
         """Record the pipeline's decisions for a batch of objects in one transaction."""
-        now = _now()
-        with self._sessions.begin() as session:
-            decided = dict(outcomes)
-            objects = session.scalars(select(LedgerObject).where(LedgerObject.id.in_(decided)))
-            for obj in objects:
-                outcome = decided[obj.id]
-                self._transition(
-                    session, obj, outcome.status, outcome.reason, job_id, outcome.stage, now
-                )
+        self._move(job_id, {oid: (o.status, o.reason, o.stage) for oid, o in outcomes})
 
     def pending(self, batch: int = 500) -> Iterator[list[Pending]]:
         """Objects left in flight by a dead job or failed in a stage, in batches."""
@@ -281,13 +346,11 @@ class Ledger:
 
     def reopen(self, job_id: int, items: Sequence[Pending]) -> None:
         """Put failed objects back in flight under ``job_id`` before they are processed again."""
-        now = _now()
-        with self._sessions.begin() as session:
-            ids = [p.object_id for p in items]
-            for obj in session.scalars(select(LedgerObject).where(LedgerObject.id.in_(ids))):
-                if obj.status == _S.FAILED:
-                    self._transition(session, obj, _S.RECEIVED, "retry", job_id, "process", now)
-                obj.job_id = job_id
+        self._move(
+            job_id,
+            {p.object_id: (_S.RECEIVED, "retry", "process") for p in items},
+            only_from=_S.FAILED,
+        )
 
     # -- reading and checking ---------------------------------------------------------------
     def _stale_job_ids(self, session: Session) -> set[int]:

@@ -55,6 +55,7 @@ class IntakeStore:
         self.root = root
         self.fsync = fsync
         self._tmp = root / ".tmp"
+        self._made: set[Path] = set()  # folders known to exist: mkdir is a costly syscall
 
     def relpath(self, area: IntakeArea, name: str) -> str:
         if area is IntakeArea.DICOM:
@@ -74,8 +75,10 @@ class IntakeStore:
         target = self.root / relpath
         if target.exists():
             return StoredFile(relpath, created=False, same_content=sha256_file(target) == sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        for folder in (target.parent, self._tmp):
+            if folder not in self._made:
+                folder.mkdir(parents=True, exist_ok=True)
+                self._made.add(folder)
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="in-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as handle:
