@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicomhaven.errors import SiteError
+from dicomhaven.intake import IntakeStore
 from dicomhaven.settings import SETTINGS_FILE, Settings, load_settings, render_settings_file
 
 __all__ = ["RESTRICTED_ZONES", "ZONES", "Site", "init_site", "open_site"]
@@ -88,6 +89,7 @@ def init_site(root: Path) -> Site:
         path.mkdir(exist_ok=True)
         if zone in RESTRICTED_ZONES:
             path.chmod(0o700)
+    IntakeStore(root / "intake").prepare()
     settings_path = root / SETTINGS_FILE
     if not settings_path.exists():
         settings_path.write_text(render_settings_file(), encoding="utf-8")

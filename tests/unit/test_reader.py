@@ -108,3 +108,19 @@ def test_every_installed_corpus_file_gives_an_answer_not_an_exception() -> None:
         assert isinstance(result, (ParsedObject, Rejection)), path
         parsed += isinstance(result, ParsedObject)
     assert parsed > 150
+
+
+def test_exactly_the_known_truncated_corpus_files_are_called_truncated() -> None:
+    folders = [pydicom_file("CT_small.dcm").parent, pydicom_data_folder()]
+    truncated = {
+        path.name
+        for folder in folders
+        for path in folder.rglob("*.dcm")
+        if isinstance(r := parse_object(path.read_bytes()), Rejection)
+        and r.reason.startswith("truncated")
+    }
+    assert truncated == {
+        "MR_truncated.dcm",
+        "rtplan_truncated.dcm",
+        "emri_small_jpeg_2k_lossless_too_short.dcm",
+    }

@@ -72,8 +72,7 @@ def test_written_settings_file_round_trips_to_defaults(tmp_path: Path) -> None:
 def test_docs_page_is_generated_from_the_registry() -> None:
     page = ROOT / "docs" / "settings.md"
     assert page.read_text() == render_markdown(), (
-        "docs/settings.md is out of date: run "
-        "'dicomhaven settings --markdown > docs/settings.md'"
+        "docs/settings.md is out of date: run 'dicomhaven settings --markdown > docs/settings.md'"
     )
     for info in registry():
         assert f"`{info.env_var}`" in page.read_text()

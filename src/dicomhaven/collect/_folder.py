@@ -7,6 +7,7 @@ links to folders are not, so a link loop cannot trap the walk.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -68,5 +69,11 @@ class IntakeTask:
             data = path.read_bytes()
         except OSError as exc:
             return FileResult(str(path), None, f"could not read the file ({type(exc).__name__})")
-        store = IntakeStore(self.intake_root, fsync=self.fsync)
+        store = _store(self.intake_root, self.fsync)
         return FileResult(str(path), receive_bytes(data, store, self.site_key))
+
+
+@functools.lru_cache(maxsize=8)
+def _store(root: Path, fsync: bool) -> IntakeStore:
+    """One store per worker process, so its cache of made folders lasts the whole import."""
+    return IntakeStore(root, fsync=fsync)

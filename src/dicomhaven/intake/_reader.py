@@ -9,6 +9,7 @@ never repeat a value from the file, so they cannot carry a patient identifier.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 __all__ = ["ParsedObject", "Rejection", "parse_object"]
@@ -24,6 +26,11 @@ _SEQUENCE_DELIMITER_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _SEQUENCE_DELIMITER_BE = b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _SHORTEST_ELEMENT = 8
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+_PIXEL_GROUP = (b"\xe0\x7f", b"\x7f\xe0")  # (7FE0,xxxx) little or big endian
+_PADDING_TAG = b"\xfc\xff\xfc\xff"  # (FFFC,FFFC) Data Set Trailing Padding
 _EOF_BEFORE_DELIMITER = "End of file reached before delimiter"  # pydicom's warning  # tag (4) + length (4) with no value
 
 
@@ -49,23 +56,91 @@ def _valid_uid(value: object) -> bool:
     return isinstance(value, str) and UID(value).is_valid
 
 
-def _read(data: bytes) -> FileDataset | Rejection:
+def _read(data: bytes) -> tuple[FileDataset, int] | Rejection:
+    """The header (everything before the pixel data) and the offset where reading stopped.
+
+    Pixel data is not copied: its element header is checked against the bytes instead.
+    """
+    buffer = io.BytesIO(data)
     try:
-        return pydicom.dcmread(io.BytesIO(data))
+        return pydicom.dcmread(buffer, stop_before_pixels=True), buffer.tell()
     except InvalidDicomError:
         pass
     except Exception as exc:
         return Rejection(f"malformed DICOM: the header could not be parsed ({type(exc).__name__})")
     # Tolerant: files without a preamble or file meta (old ACR-NEMA style exports) are
     # still read, but only kept if they turn out to name their SOP Class and Instance.
+    buffer = io.BytesIO(data)
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+        dataset = pydicom.dcmread(buffer, force=True, stop_before_pixels=True)
         named = _valid_uid(dataset.get("SOPInstanceUID")) and _valid_uid(dataset.get("SOPClassUID"))
     except Exception:
         named = False
     if not named:
         return Rejection("not DICOM: no 'DICM' prefix and not a readable DICOM data set")
-    return dataset
+    return dataset, buffer.tell()
+
+
+def _tail_truncation(dataset: Dataset, data: bytes, pos: int) -> str | None:
+    """A reason if an element from the pixel data at ``pos`` to the end runs past the bytes.
+
+    The header was parsed by pydicom; the elements from the pixel data on (usually just it,
+    sometimes trailing padding) are walked here by their headers, without copying values.
+    """
+    implicit, little = dataset.original_encoding
+    endian = "<" if little in (True, None) else ">"
+    # Files that say one VR encoding and use the other exist (pydicom reads them with a
+    # warning), so a truncation must show under both readings to count.
+    first = _walk_tail(data, pos, endian, implicit=bool(implicit))
+    if first is None:
+        return None
+    return first if _walk_tail(data, pos, endian, implicit=not implicit) is not None else None
+
+
+def _walk_tail(data: bytes, pos: int, endian: str, *, implicit: bool) -> str | None:
+    delimiter = _SEQUENCE_DELIMITER_LE if endian == "<" else _SEQUENCE_DELIMITER_BE
+    while pos < len(data):
+        if len(data) - pos < _SHORTEST_ELEMENT:
+            if data[pos:].strip(b"\x00"):
+                return (
+                    f"truncated DICOM: {len(data) - pos} bytes at the end are an incomplete element"
+                )
+            return None
+        tag = Tag(*struct.unpack(f"{endian}HH", data[pos : pos + 4]))
+        if implicit:
+            header, length_format = 8, f"{endian}L"
+        elif data[pos + 4 : pos + 6] in _LONG_VRS:
+            header, length_format = 12, f"{endian}L"
+        else:
+            header, length_format = 8, f"{endian}H"
+        if len(data) < pos + header:
+            return f"truncated DICOM: the header of element {tag} is incomplete"
+        size = struct.calcsize(length_format)
+        (length,) = struct.unpack(length_format, data[pos + header - size : pos + header])
+        if length == _UNDEFINED_LENGTH:
+            found = data.find(delimiter, pos + header)
+            # Search on past delimiters that are bytes inside compressed fragments.
+            while (
+                found != -1
+                and found + 8 < len(data)
+                and data[found + 8 : found + 12] != _PADDING_TAG
+            ):
+                found = data.find(delimiter, found + 1)
+            if found == -1:
+                return (
+                    f"truncated DICOM: element {tag} of undefined length is not closed by a "
+                    "sequence delimiter"
+                )
+            pos = found + 8
+            continue
+        end = pos + header + length
+        if end > len(data):
+            return (
+                f"truncated DICOM: element {tag} declares {length} bytes but the file ends "
+                f"{end - len(data)} bytes short"
+            )
+        pos = end
+    return None
 
 
 def _truncation(dataset: Dataset, data: bytes) -> str | None:
@@ -122,8 +197,11 @@ def _parse(data: bytes) -> ParsedObject | Rejection:
     read = _read(data)
     if isinstance(read, Rejection):
         return read
-    dataset = read
-    truncated = _truncation(dataset, data)
+    dataset, stopped_at = read
+    if len(data) - stopped_at >= 4 and data[stopped_at : stopped_at + 2] in _PIXEL_GROUP:
+        truncated = _tail_truncation(dataset, data, stopped_at)
+    else:
+        truncated = _truncation(dataset, data)
     if truncated:
         return Rejection(truncated)
     try:

@@ -2,7 +2,7 @@
 
 Layout (names are keyed hashes, never identifiers)::
 
-    intake/dicom/ab/cd/<object key>.dcm      readable DICOM, by keyed hash of SOP Instance UID
+    intake/dicom/ab/<object key>.dcm         readable DICOM, by keyed hash of SOP Instance UID
     intake/rejected/ab/<sha256>.bin          bytes that were rejected, kept so nothing is lost
     intake/conflicts/ab/<sha256>.dcm         a second, different object claiming a known UID
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
-import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -54,13 +54,20 @@ class IntakeStore:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
         self.fsync = fsync
-        self._tmp = root / ".tmp"
+        self._counter = itertools.count()
         self._made: set[Path] = set()  # folders known to exist: mkdir is a costly syscall
 
     def relpath(self, area: IntakeArea, name: str) -> str:
-        if area is IntakeArea.DICOM:
-            return f"{area.value}/{name[:2]}/{name[2:4]}/{name}{_SUFFIX[area]}"
+        # One level of 256 folders: a new folder per file would cost a mkdir each.
         return f"{area.value}/{name[:2]}/{name}{_SUFFIX[area]}"
+
+    def prepare(self) -> None:
+        """Create the 256 folders of the DICOM area up front (at site creation), so receiving
+        never pays for a mkdir: on some file systems one costs as much as writing a file."""
+        for i in range(256):
+            folder = self.root / IntakeArea.DICOM.value / f"{i:02x}"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
 
     def path(self, relpath: str) -> Path:
         return self.root / relpath
@@ -75,25 +82,26 @@ class IntakeStore:
         target = self.root / relpath
         if target.exists():
             return StoredFile(relpath, created=False, same_content=sha256_file(target) == sha256)
-        for folder in (target.parent, self._tmp):
-            if folder not in self._made:
-                folder.mkdir(parents=True, exist_ok=True)
-                self._made.add(folder)
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="in-", suffix=".part")
+        if target.parent not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(target.parent)
+        # The partial file sits beside its target (same folder, so the link is cheap) under a
+        # dot-name that no reader takes for an object.
+        partial = target.parent / f".{name}.{os.getpid()}.{next(self._counter)}.part"
         try:
-            with os.fdopen(fd, "wb") as handle:
+            with partial.open("xb") as handle:
                 handle.write(data)
                 if self.fsync:
                     handle.flush()
                     os.fsync(handle.fileno())
             try:
-                os.link(tmp_name, target)
+                os.link(partial, target)
             except FileExistsError:
                 return StoredFile(
                     relpath, created=False, same_content=sha256_file(target) == sha256
                 )
         finally:
-            Path(tmp_name).unlink()
+            partial.unlink(missing_ok=True)
         return StoredFile(relpath, created=True, same_content=True)
 
     def iter_files(self) -> list[str]:
