@@ -18,7 +18,7 @@ venv: $(STAMP)
 sysdeps:
 	bash scripts/install-system-deps.sh
 
-demo: $(STAMP)
+demo: sysdeps $(STAMP)
 	bash scripts/demo.sh $(BIN)/dicomhaven $(DEMO_DIR)
 
 lint: $(STAMP)

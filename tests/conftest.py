@@ -10,6 +10,7 @@ import pytest
 
 from dicomhaven.site import Site, init_site
 from tests.postgres import PostgresServer, postgres_server
+from tests.synth.generated import GeneratedSite, generate
 
 _db_counter = itertools.count()
 
@@ -42,3 +43,9 @@ def sqlite_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
     database backend)."""
     monkeypatch.delenv("DICOMHAVEN_DATABASE_URL", raising=False)
     return init_site(tmp_path / "site")
+
+
+@pytest.fixture(scope="session")
+def synth_site(tmp_path_factory: pytest.TempPathFactory) -> GeneratedSite:
+    """One small synthetic hospital export, generated once per session and shared read-only."""
+    return generate(tmp_path_factory.mktemp("synth-site"))

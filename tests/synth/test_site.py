@@ -128,7 +128,7 @@ def test_patients_have_valid_safe_identifiers(synth_site: GeneratedSite) -> None
     for patient in synth_site.key.patients:
         assert is_valid_nhs_number(patient.nhs_number)
         assert patient.nhs_number.startswith("999")
-        assert re.fullmatch(r"RX1\d{7}", patient.hospital_number)
+        assert re.fullmatch(r"ZZ9\d{7}", patient.hospital_number)
         assert re.fullmatch(r"\d{8}", patient.birth_date)
         assert patient.sex in {"M", "F"}
         assert patient.given_names

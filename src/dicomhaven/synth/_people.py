@@ -22,7 +22,7 @@ from dicomhaven.synth._derive import derived_rng, stream_name
 __all__ = ["HOSPITAL_PREFIX", "Patient", "Person", "Site", "make_patients", "make_site"]
 
 #: Local hospital numbers (MRNs) are this prefix and seven digits; also the IssuerOfPatientID.
-HOSPITAL_PREFIX = "RX1"
+HOSPITAL_PREFIX = "ZZ9"  # a made-up code, so no real hospital number is imitated
 
 # Ofcom reserves these for drama; no line is ever allocated from them.
 _DRAMA_PHONE_PREFIXES = ("07700 900", "0113 496 0", "0161 496 0", "020 7946 0", "0117 496 0")

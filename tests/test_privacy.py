@@ -1,0 +1,67 @@
+"""Canaries: no planted identifier may leak into logs, file names, console output or the
+catalogue. Only the intake zone (identifiable originals) may hold them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dicomhaven.cli import main
+from dicomhaven.site import init_site
+from tests.synth.generated import GeneratedSite
+
+
+def planted_values(generated: GeneratedSite) -> set[str]:
+    values = {plant.value for plant in generated.key.plants}
+    for patient in generated.key.patients:
+        values.update(
+            v
+            for v in (patient.nhs_number, patient.hospital_number, patient.family_name,
+                      patient.birth_date, patient.chi_number, patient.phone, patient.postcode)
+            if v
+        )  # fmt: skip
+    # Very short values (a two-letter initial, say) would match by chance.
+    return {v for v in values if len(v) >= 5}
+
+
+def leaks(text: str, values: set[str]) -> list[str]:
+    lowered = text.lower()
+    return sorted(v for v in values if v.lower() in lowered)
+
+
+@pytest.mark.integration
+def test_import_leaks_no_identifier_outside_intake(
+    synth_site: GeneratedSite,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("DICOMHAVEN_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DICOMHAVEN_LOG_LEVEL", "DEBUG")
+    values = planted_values(synth_site)
+    assert len(values) > 20
+    site = init_site(tmp_path / "site")
+    export = synth_site.root / "export"
+    assert main(["import", "--site", str(site.root), str(export)]) == 0
+    assert main(["import", "--site", str(site.root), "--json", str(export)]) == 0
+    assert main(["ledger", "--site", str(site.root), "--json"]) == 0
+    console = capsys.readouterr()
+    assert leaks(console.out + console.err, values) == []
+
+    # Every file name anywhere in the site, intake included.
+    names = "\n".join(str(p.relative_to(site.root)) for p in site.root.rglob("*"))
+    assert leaks(names, values) == []
+    # Every byte of every file outside intake: logs, settings, the catalogue database.
+    checked = 0
+    for path in site.root.rglob("*"):
+        if path.is_file() and "intake" not in path.relative_to(site.root).parts:
+            content = path.read_bytes().decode("latin-1")
+            assert leaks(content, values) == [], path
+            checked += 1
+    assert checked >= 3
+    log = (site.root / "logs" / "dicomhaven.log").read_text()
+    assert "import finished" in log
+    # The canary is alive: the same values are there in intake, where they belong.
+    intake_bytes = b"".join(p.read_bytes() for p in site.intake.rglob("*.dcm"))
+    assert leaks(intake_bytes.decode("latin-1"), values)
