@@ -21,7 +21,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
 
@@ -169,7 +168,6 @@ def _progress(*, disabled: bool) -> Progress:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=err,
         disable=disabled or not err.is_terminal,
