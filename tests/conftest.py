@@ -8,11 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from dicomhaven.catalogue import dispose_engines
 from dicomhaven.site import Site, init_site
 from tests.postgres import PostgresServer, postgres_server
 from tests.synth.generated import GeneratedSite, generate
 
 _db_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _close_database_connections() -> Iterator[None]:
+    """Engines made during a test release their pooled connections when it ends."""
+    yield
+    dispose_engines()
 
 
 @pytest.fixture(scope="session")

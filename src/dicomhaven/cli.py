@@ -275,6 +275,8 @@ def ledger(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
+    from dicomhaven.catalogue import dispose_engines
+
     try:
         app(args=list(argv) if argv is not None else None, prog_name="dicomhaven")
     except SystemExit as exc:
@@ -286,6 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DicomHavenError as exc:
         err.print(f"error: {exc}")
         return 1
+    except Exception as exc:
+        # Never a traceback on the console: its text may quote a value from a file. The log
+        # keeps the exception type and where it happened.
+        log.error("internal error", exc_info=True)
+        err.print(f"internal error ({type(exc).__name__}); please report it with the site's log")
+        return 70
+    finally:
+        dispose_engines()
     return 0
 
 

@@ -62,6 +62,22 @@ class Settings(BaseModel):
             "postgresql+psycopg://user@host/dbname."
         ),
     )
+    vault_url: str = Field(
+        default="",
+        description=(
+            "SQLAlchemy URL of the pseudonym vault, a database apart from the catalogue. Empty "
+            "means the site's own SQLite file (vault/vault.db); for a site server use a "
+            "separate PostgreSQL database."
+        ),
+    )
+    vault_key_file: str = Field(
+        default="",
+        description=(
+            "File holding the vault's 32-byte master key; keep it on another volume than the "
+            "vault. Empty means keys/vault.key in the site. The environment variable "
+            "DICOMHAVEN_VAULT_KEY (base64) overrides the file."
+        ),
+    )
     workers: int = Field(
         default=1,
         ge=1,

@@ -22,6 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicomhaven.errors import SiteError
+from dicomhaven.identity import (
+    EnvKeyProvider,
+    FileKeyProvider,
+    KeyProvider,
+    Vault,
+    create_key_file,
+)
 from dicomhaven.intake import IntakeStore
 from dicomhaven.settings import SETTINGS_FILE, Settings, load_settings, render_settings_file
 
@@ -30,6 +37,7 @@ __all__ = ["RESTRICTED_ZONES", "ZONES", "Site", "init_site", "open_site"]
 ZONES = ("keys", "intake", "vault", "store", "quarantine", "catalogue", "exports", "logs")
 RESTRICTED_ZONES = frozenset({"keys", "intake", "vault"})
 SITE_KEY_BYTES = 32
+VAULT_KEY_ENV = "DICOMHAVEN_VAULT_KEY"
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,32 @@ class Site:
         if self.settings.database_url:
             return self.settings.database_url
         return f"sqlite:///{self.root / 'catalogue' / 'catalogue.db'}"
+
+    @property
+    def vault_url(self) -> str:
+        if self.settings.vault_url:
+            return self.settings.vault_url
+        return f"sqlite:///{self.root / 'vault' / 'vault.db'}"
+
+    @property
+    def vault_key_path(self) -> Path:
+        if self.settings.vault_key_file:
+            return Path(self.settings.vault_key_file)
+        return self.root / "keys" / "vault.key"
+
+    def vault_key_provider(self) -> KeyProvider:
+        """The environment's key if DICOMHAVEN_VAULT_KEY is set, else the key file."""
+        if VAULT_KEY_ENV in os.environ:
+            return EnvKeyProvider(VAULT_KEY_ENV)
+        return FileKeyProvider(self.vault_key_path)
+
+    def open_vault(self) -> Vault:
+        """The pseudonym vault; only the identity service should call this."""
+        from dicomhaven.catalogue import make_engine
+
+        return Vault.create_or_open(
+            make_engine(self.vault_url), self.vault_key_provider().vault_key()
+        )
 
     def site_key(self) -> bytes:
         """The secret that keys object identities; kept in the restricted keys zone."""
@@ -100,6 +134,9 @@ def init_site(root: Path) -> Site:
             handle.write(secrets.token_bytes(SITE_KEY_BYTES))
     site = open_site(root)
     migrate(site.database_url)
+    if VAULT_KEY_ENV not in os.environ and not site.vault_key_path.exists():
+        create_key_file(site.vault_key_path)
+    site.open_vault()
     return site
 
 

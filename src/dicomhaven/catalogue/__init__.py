@@ -1,7 +1,10 @@
 """The catalogue database: jobs, the ledger, and (later) metadata, projects and the audit log."""
 
 from dicomhaven.catalogue._engine import (
+    CATALOGUE,
+    Schema,
     current_revision,
+    dispose_engines,
     head_revision,
     make_engine,
     make_sessionmaker,
@@ -19,6 +22,7 @@ from dicomhaven.catalogue._models import (
 )
 
 __all__ = [
+    "CATALOGUE",
     "TERMINAL_STATUSES",
     "Base",
     "Job",
@@ -27,7 +31,9 @@ __all__ = [
     "LedgerObject",
     "ObjectKind",
     "ObjectStatus",
+    "Schema",
     "current_revision",
+    "dispose_engines",
     "head_revision",
     "make_engine",
     "make_sessionmaker",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,14 +11,24 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicomhaven.catalogue._models import Base
 from dicomhaven.errors import ConfigError
 
-__all__ = ["current_revision", "head_revision", "make_engine", "make_sessionmaker", "migrate"]
+__all__ = [
+    "CATALOGUE",
+    "Schema",
+    "current_revision",
+    "dispose_engines",
+    "head_revision",
+    "make_engine",
+    "make_sessionmaker",
+    "migrate",
+]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -28,6 +40,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def dispose_engines() -> None:
+    """Close the pooled connections of every engine made here (at exit, or after a test)."""
+    for engine in list(_ENGINES):
+        engine.dispose()
 
 
 def make_engine(url: str) -> Engine:
@@ -44,32 +65,51 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    _ENGINES.add(engine)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _alembic_config(engine: Engine) -> Config:
+@dataclass(frozen=True)
+class Schema:
+    """A database schema managed by Alembic: its migrations, models and version table."""
+
+    migrations: Path
+    metadata: MetaData
+    version_table: str = "alembic_version"
+
+
+CATALOGUE = Schema(MIGRATIONS, Base.metadata)
+
+
+def _alembic_config(engine: Engine, schema: Schema) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(schema.migrations))
     config.attributes["engine"] = engine
+    config.attributes["metadata"] = schema.metadata
+    config.attributes["version_table"] = schema.version_table
     return config
 
 
-def migrate(url_or_engine: str | Engine) -> None:
-    """Bring the catalogue schema to the newest revision (a no-op when it is already there)."""
+def migrate(url_or_engine: str | Engine, schema: Schema = CATALOGUE) -> None:
+    """Bring a schema to its newest revision (a no-op when it is already there)."""
     engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
-    command.upgrade(_alembic_config(engine), "head")
+    command.upgrade(_alembic_config(engine, schema), "head")
 
 
-def head_revision() -> str | None:
-    script = ScriptDirectory.from_config(_alembic_config(create_engine("sqlite://")))
+def head_revision(schema: Schema = CATALOGUE) -> str | None:
+    script = ScriptDirectory.from_config(_alembic_config(create_engine("sqlite://"), schema))
     return script.get_current_head()
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revision(engine: Engine, schema: Schema = CATALOGUE) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        context = MigrationContext.configure(
+            connection, opts={"version_table": schema.version_table}
+        )
+        return context.get_current_revision()

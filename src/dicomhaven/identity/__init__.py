@@ -1,9 +1,13 @@
-"""Patient identifiers of the UK health services: validation and safe test values.
+"""Identity: UK patient identifiers, the pseudonym vault and what project secrets derive.
 
 NHS numbers and Scottish CHI numbers are checked (length, check digit, CHI birth date) and
-normalised to ten digits; generated NHS numbers come from the 999 range reserved for testing.
+normalised; the vault maps identifiers to random master pseudonyms, with identifiers sealed
+(AES-GCM) under a key kept apart from the vault; each project derives its own pseudonyms,
+UIDs and per-patient date offsets from its own secret.
 """
 
+from dicomhaven.identity._crypto import VaultKeyError, new_pseudonym
+from dicomhaven.identity._derivations import MAX_DATE_SHIFT_DAYS, SITE_PROJECT, ProjectKeys
 from dicomhaven.identity._identifiers import (
     generate_chi_number,
     generate_nhs_number,
@@ -13,12 +17,32 @@ from dicomhaven.identity._identifiers import (
     normalise_chi_number,
     normalise_nhs_number,
 )
+from dicomhaven.identity._keys import (
+    EnvKeyProvider,
+    FileKeyProvider,
+    KeyProvider,
+    create_key_file,
+)
+from dicomhaven.identity._vault import IdentityConflict, PatientIdentifier, Scheme, Vault
 
 __all__ = [
+    "MAX_DATE_SHIFT_DAYS",
+    "SITE_PROJECT",
+    "EnvKeyProvider",
+    "FileKeyProvider",
+    "IdentityConflict",
+    "KeyProvider",
+    "PatientIdentifier",
+    "ProjectKeys",
+    "Scheme",
+    "Vault",
+    "VaultKeyError",
+    "create_key_file",
     "generate_chi_number",
     "generate_nhs_number",
     "is_valid_chi_number",
     "is_valid_nhs_number",
+    "new_pseudonym",
     "nhs_check_digit",
     "normalise_chi_number",
     "normalise_nhs_number",

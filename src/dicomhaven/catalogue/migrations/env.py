@@ -1,16 +1,15 @@
-"""Alembic environment: runs migrations on the engine dicomhaven hands over."""
+"""Alembic environment: runs migrations on the engine and models dicomhaven hands over."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from dicomhaven.catalogue._models import Base
-
-engine = context.config.attributes["engine"]
-with engine.begin() as connection:
+attributes = context.config.attributes
+with attributes["engine"].begin() as connection:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=attributes["metadata"],
+        version_table=attributes["version_table"],
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
