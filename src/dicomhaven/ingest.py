@@ -66,10 +66,13 @@ class ImportSummary:
 def pipeline_for(site: Site) -> Pipeline:
     """The stages this site runs on every received object, in order.
 
-    Later issues plug de-identification, the pixel stage and the residual-PII scan in here;
-    until then every readable object ends quarantined by the release gate.
+    Identity first (pseudonym from the vault, consent checked). Later issues plug
+    de-identification, the pixel stage and the residual-PII scan in after it; until then
+    every readable object ends quarantined by the release gate.
     """
-    return Pipeline(stages=())
+    from dicomhaven.identity import IdentityStage
+
+    return Pipeline(stages=(IdentityStage(),))
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -91,7 +94,7 @@ def _process(
     items = ((p.object_id, p.object_key, p.intake_path) for p in pending)
     decided = list(executor.imap(task, items))
     ledger.settle(job_id, decided)
-    outcomes.update(outcome.status.value for _, outcome in decided)
+    outcomes.update(d.outcome.status.value for d in decided)
 
 
 def import_paths(

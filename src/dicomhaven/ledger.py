@@ -32,7 +32,7 @@ from dicomhaven.catalogue import (
 )
 from dicomhaven.errors import LedgerError
 from dicomhaven.intake import IntakeStore, Receipt, sha256_file
-from dicomhaven.pipeline import Outcome
+from dicomhaven.pipeline import Decision, Outcome
 
 __all__ = ["ALLOWED_TRANSITIONS", "Ledger", "LedgerReport", "Pending", "ReceiptResult"]
 
@@ -298,8 +298,10 @@ class Ledger:
         decisions: dict[int, tuple[ObjectStatus, str, str]],
         *,
         only_from: ObjectStatus | None = None,
+        pseudonyms: dict[int, str] | None = None,
     ) -> None:
-        """Apply status changes ``{object id: (status, reason, stage)}`` in one transaction."""
+        """Apply status changes ``{object id: (status, reason, stage)}`` in one transaction,
+        recording each object's master pseudonym where the identity stage found one."""
         now = _now()
         with self._sessions.begin() as session:
             rows = session.execute(
@@ -318,15 +320,22 @@ class Ledger:
                         self._event(object_id, key, current, to, reason, job_id, stage, now)
                     )
                     row.update(status=to.value, reason=reason, updated_at=now)
+                if pseudonyms and object_id in pseudonyms:
+                    row["pseudonym"] = pseudonyms[object_id]
                 updates.append(row)
             if updates:
                 session.execute(update(LedgerObject), updates)
             if events:
                 session.execute(insert(LedgerEvent), events)
 
-    def settle(self, job_id: int, outcomes: Iterable[tuple[int, Outcome]]) -> None:
+    def settle(self, job_id: int, decisions: Iterable[Decision | tuple[int, Outcome]]) -> None:
         """Record the pipeline's decisions for a batch of objects in one transaction."""
-        self._move(job_id, {oid: (o.status, o.reason, o.stage) for oid, o in outcomes})
+        made = [Decision(*d) for d in decisions]
+        self._move(
+            job_id,
+            {d.object_id: (d.outcome.status, d.outcome.reason, d.outcome.stage) for d in made},
+            pseudonyms={d.object_id: d.pseudonym for d in made if d.pseudonym},
+        )
 
     def pending(self, batch: int = 500) -> Iterator[list[Pending]]:
         """Objects left in flight by a dead job or failed in a stage, in batches."""

@@ -78,6 +78,17 @@ class Settings(BaseModel):
             "DICOMHAVEN_VAULT_KEY (base64) overrides the file."
         ),
     )
+    nhs_issuers: tuple[str, ...] = Field(
+        default=("NHS", "NHS NUMBER", "2.16.840.1.113883.2.1.4.1"),
+        description=(
+            "Values of Issuer of Patient ID (0010,0021) that mark a Patient ID as an NHS "
+            "number (compared without regard to case)."
+        ),
+    )
+    chi_issuers: tuple[str, ...] = Field(
+        default=("CHI", "CHI NUMBER"),
+        description="Values of Issuer of Patient ID that mark a Patient ID as a CHI number.",
+    )
     workers: int = Field(
         default=1,
         ge=1,
@@ -122,6 +133,8 @@ class SettingInfo:
 
 
 def _type_name(annotation: Any) -> str:
+    if getattr(annotation, "__origin__", None) is tuple:
+        return "list of str (environment: comma-separated)"
     if isinstance(annotation, type) and issubclass(annotation, StrEnum):
         return "one of " + ", ".join(m.value for m in annotation)
     if isinstance(annotation, type):
@@ -130,6 +143,8 @@ def _type_name(annotation: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
     return value.value if isinstance(value, StrEnum) else value
 
 
@@ -174,11 +189,15 @@ def _read_settings_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    known = {info.env_var: info.name for info in registry()}
-    values = {}
+    known = {info.env_var: info for info in registry()}
+    values: dict[str, Any] = {}
     for key, value in environ.items():
         if key in known:
-            values[known[key]] = value
+            info = known[key]
+            is_list = isinstance(info.default, list)
+            values[info.name] = (
+                [v.strip() for v in value.split(",") if v.strip()] if is_list else value
+            )
     return values
 
 

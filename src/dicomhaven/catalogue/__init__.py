@@ -13,6 +13,8 @@ from dicomhaven.catalogue._engine import (
 from dicomhaven.catalogue._models import (
     TERMINAL_STATUSES,
     Base,
+    Consent,
+    ConsentStatus,
     Job,
     JobState,
     LedgerEvent,
@@ -25,6 +27,8 @@ __all__ = [
     "CATALOGUE",
     "TERMINAL_STATUSES",
     "Base",
+    "Consent",
+    "ConsentStatus",
     "Job",
     "JobState",
     "LedgerEvent",

@@ -13,7 +13,17 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Job", "JobState", "LedgerEvent", "LedgerObject", "ObjectKind", "ObjectStatus"]
+__all__ = [
+    "Base",
+    "Consent",
+    "ConsentStatus",
+    "Job",
+    "JobState",
+    "LedgerEvent",
+    "LedgerObject",
+    "ObjectKind",
+    "ObjectStatus",
+]
 
 
 class Base(DeclarativeBase):
@@ -77,6 +87,7 @@ class LedgerObject(Base):
     sop_class_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     transfer_syntax_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    pseudonym: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     receipts: Mapped[int] = mapped_column(Integer, default=1)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -103,3 +114,22 @@ class LedgerEvent(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
     object: Mapped[LedgerObject] = relationship(back_populates="events")
+
+
+class ConsentStatus(StrEnum):
+    CONSENTED = "consented"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+class Consent(Base):
+    """One consent decision of a patient, by master pseudonym; the newest one is in force."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

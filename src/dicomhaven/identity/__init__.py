@@ -23,6 +23,7 @@ from dicomhaven.identity._keys import (
     KeyProvider,
     create_key_file,
 )
+from dicomhaven.identity._stage import IdentityStage, identifiers_in
 from dicomhaven.identity._vault import IdentityConflict, PatientIdentifier, Scheme, Vault
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "EnvKeyProvider",
     "FileKeyProvider",
     "IdentityConflict",
+    "IdentityStage",
     "KeyProvider",
     "PatientIdentifier",
     "ProjectKeys",
@@ -40,6 +42,7 @@ __all__ = [
     "create_key_file",
     "generate_chi_number",
     "generate_nhs_number",
+    "identifiers_in",
     "is_valid_chi_number",
     "is_valid_nhs_number",
     "new_pseudonym",

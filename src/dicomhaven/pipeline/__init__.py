@@ -9,10 +9,11 @@ from dicomhaven.pipeline._runner import (
     ProcessTask,
     make_executor,
 )
-from dicomhaven.pipeline._stage import Outcome, PipelineObject, Stage, StageContext
+from dicomhaven.pipeline._stage import Decision, Outcome, PipelineObject, Stage, StageContext
 
 __all__ = [
     "NO_RELEASE_REASON",
+    "Decision",
     "Executor",
     "InlineExecutor",
     "Outcome",

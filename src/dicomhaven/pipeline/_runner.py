@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from dicomhaven.catalogue import ObjectStatus
-from dicomhaven.pipeline._stage import Outcome, PipelineObject, Stage, StageContext
+from dicomhaven.pipeline._stage import Decision, Outcome, PipelineObject, Stage, StageContext
 
 __all__ = [
     "NO_RELEASE_REASON",
@@ -154,7 +154,8 @@ class ProcessTask:
     site_root: Path
     pipeline: Pipeline
 
-    def __call__(self, item: tuple[int, str, str]) -> tuple[int, Outcome]:
+    def __call__(self, item: tuple[int, str, str]) -> Decision:
         object_id, object_key, intake_path = item
         obj = PipelineObject(object_id, object_key, self.site_root / "intake" / intake_path)
-        return object_id, self.pipeline.run(obj, StageContext(self.site_root))
+        outcome = self.pipeline.run(obj, StageContext(self.site_root))
+        return Decision(object_id, outcome, obj.pseudonym)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import pydicom
 from pydicom.dataset import Dataset
 
 from dicomhaven.catalogue import ObjectStatus
 
-__all__ = ["Outcome", "PipelineObject", "Stage", "StageContext"]
+__all__ = ["Decision", "Outcome", "PipelineObject", "Stage", "StageContext"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,14 @@ class Outcome:
             raise ValueError("an Outcome must be terminal: received is not a decision")
         if not self.reason:
             raise ValueError("an Outcome needs a reason")
+
+
+class Decision(NamedTuple):
+    """What the pipeline decided about one object, and the pseudonym it found on the way."""
+
+    object_id: int
+    outcome: Outcome
+    pseudonym: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class PipelineObject:
     object_id: int
     object_key: str
     intake_file: Path
+    pseudonym: str | None = None  # the master pseudonym, once the identity stage found it
     _header: Dataset | None = field(default=None, repr=False)
     _full: Dataset | None = field(default=None, repr=False)
 
@@ -76,6 +85,7 @@ class PipelineObject:
 class Stage(Protocol):
     """A named step of the pipeline."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None: ...

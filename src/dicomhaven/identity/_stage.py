@@ -1,0 +1,119 @@
+"""The identity stage: find the patient's identifiers in the header, get the master
+pseudonym from the vault, and hold the object if the patient withdrew consent.
+
+Which Issuer of Patient ID means an NHS or CHI number is configuration
+(``nhs_issuers``, ``chi_issuers``); any other Patient ID is a local hospital number of its
+issuer. An identifier that claims to be an NHS number but fails validation quarantines the
+object: the stage never guesses.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from dicomhaven.catalogue import ObjectStatus, make_engine
+from dicomhaven.consent import ConsentRegister
+from dicomhaven.errors import InvalidIdentifier
+from dicomhaven.identity._vault import IdentityConflict, PatientIdentifier, Scheme, Vault
+from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
+
+__all__ = ["IdentityStage", "identifiers_in"]
+
+UNSPECIFIED_ISSUER = "UNSPECIFIED"
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    value = dataset.get(keyword)
+    return str(value).strip() if value is not None else ""
+
+
+def identifiers_in(
+    header: Dataset, nhs_issuers: frozenset[str], chi_issuers: frozenset[str]
+) -> list[PatientIdentifier]:
+    """Every patient identifier in Patient ID and Other Patient IDs Sequence.
+
+    Raises :class:`InvalidIdentifier` (naming the attribute, never the value) when an
+    identifier declared as NHS or CHI is malformed.
+    """
+    found: list[PatientIdentifier] = []
+    candidates = [("Patient ID (0010,0020)", header)]
+    for index, item in enumerate(header.get("OtherPatientIDsSequence", [])):
+        candidates.append((f"Other Patient IDs Sequence (0010,1002) item {index + 1}", item))
+    for where, item in candidates:
+        value = _text(item, "PatientID")
+        if not value:
+            continue
+        issuer = _text(item, "IssuerOfPatientID")
+        scheme = (
+            Scheme.NHS
+            if issuer.upper() in nhs_issuers
+            else Scheme.CHI
+            if issuer.upper() in chi_issuers
+            else Scheme.LOCAL
+        )
+        try:
+            identifier = PatientIdentifier(scheme, value, issuer or UNSPECIFIED_ISSUER)
+        except InvalidIdentifier as exc:
+            raise InvalidIdentifier(f"{where}: {exc}") from None
+        if identifier not in found:
+            found.append(identifier)
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _services(site_root: Path) -> tuple[Vault, ConsentRegister, frozenset[str], frozenset[str]]:
+    """The vault and consent register of a site, opened once per worker process."""
+    from dicomhaven.site import open_site
+
+    site = open_site(site_root)
+    register = ConsentRegister(make_engine(site.database_url))
+    return (
+        site.open_vault(),
+        register,
+        frozenset(i.upper() for i in site.settings.nhs_issuers),
+        frozenset(i.upper() for i in site.settings.chi_issuers),
+    )
+
+
+@dataclass(frozen=True)
+class IdentityStage:
+    """Pseudonymise: identifiers → master pseudonym; consent checked."""
+
+    name: str = "identity"
+
+    def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
+        vault, register, nhs_issuers, chi_issuers = _services(ctx.site_root)
+        header = obj.header()
+        try:
+            identifiers = identifiers_in(header, nhs_issuers, chi_issuers)
+        except InvalidIdentifier as exc:
+            return Outcome(
+                ObjectStatus.QUARANTINED, f"invalid patient identifier: {exc}", self.name
+            )
+        if not identifiers:
+            return Outcome(
+                ObjectStatus.QUARANTINED,
+                "no patient identifier: Patient ID (0010,0020) and Other Patient IDs are empty",
+                self.name,
+            )
+        try:
+            pseudonym = vault.resolve(identifiers)
+        except IdentityConflict as exc:
+            return Outcome(ObjectStatus.QUARANTINED, str(exc), self.name)
+        obj.pseudonym = pseudonym
+        vault.remember_details(
+            pseudonym,
+            {
+                "name": _text(header, "PatientName"),
+                "birth_date": _text(header, "PatientBirthDate"),
+                "address": _text(header, "PatientAddress"),
+                "phone": _text(header, "PatientTelephoneNumbers"),
+            },
+        )
+        if register.excluded(pseudonym):
+            return Outcome(ObjectStatus.QUARANTINED, "consent withdrawn", self.name)
+        return None
