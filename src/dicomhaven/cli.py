@@ -273,6 +273,257 @@ def ledger(
         raise typer.Exit(1)
 
 
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="DICOMHAVEN_TOKEN", help="Your user token (NAME.SECRET)."),
+]
+
+users_app = typer.Typer(help="Users, their roles and API tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+consent_app = typer.Typer(
+    help="The consent register: consent, refusal and withdrawal.", no_args_is_help=True
+)
+vault_app = typer.Typer(help="The pseudonym vault.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.add_typer(consent_app, name="consent")
+app.add_typer(vault_app, name="vault")
+
+
+def _users(site: Any) -> Any:
+    from dicomhaven.access import Users
+    from dicomhaven.catalogue import make_engine
+
+    return Users(make_engine(site.database_url))
+
+
+def _authorised(site: Any, token: str | None, action: Any, *, target: str, reason: str = "") -> Any:
+    users = _users(site)
+    actor = users.authenticate(token)
+    users.authorise(actor, action, target=target, reason=reason)
+    return actor
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name: lower-case letters, digits, - and _.")],
+    role: Annotated[
+        str, typer.Option(help="data-manager, clinician, committee-member, researcher or auditor.")
+    ],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+) -> None:
+    """Add a user and print their token once. The first user needs no token."""
+    from dicomhaven.access import Action, Role
+
+    try:
+        new_role = Role(role)
+    except ValueError:
+        raise ConfigError(
+            f"unknown role '{role}'; roles: {', '.join(r.value for r in Role)}"
+        ) from None
+    site = _open(site_dir)
+    users = _users(site)
+    by = "(bootstrap)"
+    if users.count() > 0:
+        by = _authorised(site, token, Action.MANAGE_USERS, target=name).name
+    elif new_role is not Role.DATA_MANAGER:
+        raise ConfigError("the first user must be a data-manager")
+    secret = users.add(name, new_role, by=by)
+    out.print(f"user {name} ({new_role}) added; token (shown once, keep it secret):")
+    sys.stdout.write(secret + "\n")
+
+
+@users_app.command("list")
+def users_list(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
+    """List users, roles and whether they are active."""
+    rows = _users(_open(site_dir)).all_users()
+    if as_json:
+        _print_json([{"name": n, "role": r, "active": a} for n, r, a in rows])
+        return
+    table = Table("user", "role", "active")
+    for name, role, active in rows:
+        table.add_row(name, role, "yes" if active else "no")
+    out.print(table)
+
+
+@users_app.command("revoke")
+def users_revoke(
+    name: Annotated[str, typer.Argument(help="The user to revoke.")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+) -> None:
+    """Revoke a user's token (the user stays in the audit log)."""
+    from dicomhaven.access import Action
+
+    site = _open(site_dir)
+    actor = _authorised(site, token, Action.MANAGE_USERS, target=name)
+    _users(site).revoke(name, by=actor.name)
+    out.print(f"user {name} revoked")
+
+
+@app.command()
+def reidentify(
+    pseudonym: Annotated[str, typer.Argument(help="A master pseudonym.")],
+    reason: Annotated[str, typer.Option(help="Why you need to know who this is (audited).")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the patient identifiers behind a pseudonym (data managers and clinicians only).
+
+    Every attempt, allowed or refused, is written to the audit log.
+    """
+    from dicomhaven.reidentify import reidentify as look_up
+
+    found = look_up(_open(site_dir), token, pseudonym, reason)
+    if as_json:
+        _print_json(
+            [{"scheme": i.scheme.value, "issuer": i.issuer, "value": i.value} for i in found]
+        )
+    elif not found:
+        out.print("no patient has this pseudonym")
+    else:
+        for identifier in found:
+            issuer = f" ({identifier.issuer})" if identifier.issuer else ""
+            out.print(f"{identifier.scheme.value}{issuer}: {identifier.value}")
+    if not found:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
+    """Check the audit log's hash chain; exits 1 if an entry was changed, inserted or removed."""
+    from dicomhaven.access import AuditLog
+    from dicomhaven.catalogue import make_engine
+
+    problems = AuditLog(make_engine(_open(site_dir).database_url)).verify()
+    if as_json:
+        _print_json({"intact": not problems, "problems": [p.__dict__ for p in problems]})
+    else:
+        for problem in problems:
+            err.print(f"  audit entry {problem.entry_id}: {problem.problem}")
+        out.print("audit log intact" if not problems else "audit log TAMPERED")
+    if problems:
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many of the newest entries.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the newest audit entries (auditors and data managers)."""
+    from dicomhaven.access import Action
+
+    site = _open(site_dir)
+    _authorised(site, token, Action.READ_AUDIT, target="audit log")
+    entries = _users(site).audit.entries(limit)
+    rows = [
+        {"id": e.id, "at": e.at, "actor": e.actor, "role": e.role, "action": e.action,
+         "target": e.target, "reason": e.reason, "outcome": e.outcome}
+        for e in entries
+    ]  # fmt: skip
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "at", "actor", "action", "target", "outcome", "reason")
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["at"])[:19], str(r["actor"]), str(r["action"]),
+                      str(r["target"]), str(r["outcome"]), str(r["reason"]))  # fmt: skip
+    out.print(table)
+
+
+@consent_app.command("record")
+def consent_record(
+    status: Annotated[str, typer.Option(help="consented, refused or withdrawn.")],
+    nhs: Annotated[str | None, typer.Option("--nhs", help="The patient's NHS number.")] = None,
+    pseudonym: Annotated[
+        str | None, typer.Option(help="Or the patient's master pseudonym.")
+    ] = None,
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+) -> None:
+    """Record one patient's consent decision (data managers)."""
+    from dicomhaven.access import Action
+    from dicomhaven.catalogue import ConsentStatus, make_engine
+    from dicomhaven.consent import ConsentRegister
+    from dicomhaven.identity import PatientIdentifier, Scheme
+
+    try:
+        decision = ConsentStatus(status)
+    except ValueError:
+        raise ConfigError("status must be consented, refused or withdrawn") from None
+    if (nhs is None) == (pseudonym is None):
+        raise ConfigError("give exactly one of --nhs or --pseudonym")
+    site = _open(site_dir)
+    if nhs is not None:
+        pseudonym = site.open_vault().resolve([PatientIdentifier(Scheme.NHS, nhs)])
+    assert pseudonym is not None
+    actor = _authorised(site, token, Action.RECORD_CONSENT, target=pseudonym, reason=decision.value)
+    ConsentRegister(make_engine(site.database_url)).record(
+        [pseudonym], decision, source="manual", actor=actor.name
+    )
+    out.print(f"recorded: {pseudonym} {decision.value}")
+
+
+@consent_app.command("import-optout")
+def consent_import_optout(
+    file: Annotated[Path, typer.Argument(help="One NHS number a line; '#' starts a comment.")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import the national data opt-out list: each patient on it is recorded as withdrawn.
+
+    Lines that are not valid NHS numbers are reported by line number and skipped; exit 1 if any.
+    """
+    from dicomhaven.access import Action
+    from dicomhaven.consent import import_optout
+
+    site = _open(site_dir)
+    actor = _authorised(
+        site, token, Action.RECORD_CONSENT, target=file.name, reason="national opt-out"
+    )
+    result = import_optout(site, file, actor=actor.name)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        out.print(f"{result.recorded} patients recorded as withdrawn from {file}")
+        for line, reason in result.invalid:
+            err.print(f"  {file}:{line}: {reason}")
+    if result.invalid:
+        raise typer.Exit(1)
+
+
+@consent_app.command("status")
+def consent_status(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
+    """Patients by the consent decision in force."""
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.consent import ConsentRegister
+
+    counts = ConsentRegister(make_engine(_open(site_dir).database_url)).counts()
+    if as_json:
+        _print_json(counts)
+    else:
+        for status, count in counts.items():
+            out.print(f"{status:>10}: {count}")
+
+
+@vault_app.command("rotate-key")
+def vault_rotate_key(site_dir: SiteOption = DEFAULT_SITE, token: TokenOption = None) -> None:
+    """Re-seal the vault under a new key file; pseudonyms do not change (data managers)."""
+    from dicomhaven.access import Action
+    from dicomhaven.site import rotate_vault_key
+
+    site = _open(site_dir)
+    _authorised(site, token, Action.ROTATE_VAULT_KEY, target="vault")
+    count = rotate_vault_key(site)
+    out.print(f"vault key rotated: {count} values re-sealed; new key in {site.vault_key_path}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
     from dicomhaven.catalogue import dispose_engines

@@ -9,14 +9,21 @@ and they never enter an extract. Patients with no decision follow the site's def
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dicomhaven.catalogue import Consent, ConsentStatus, make_sessionmaker
+from dicomhaven.catalogue import Consent, ConsentStatus, make_engine, make_sessionmaker
+from dicomhaven.errors import InvalidIdentifier
 
-__all__ = ["EXCLUDING", "ConsentRegister"]
+if TYPE_CHECKING:
+    from dicomhaven.site import Site
+
+__all__ = ["EXCLUDING", "ConsentRegister", "OptOutResult", "import_optout"]
 
 #: Decisions that keep a patient's data out of the pipeline and of every extract.
 EXCLUDING = frozenset({ConsentStatus.REFUSED, ConsentStatus.WITHDRAWN})
@@ -65,3 +72,43 @@ class ConsentRegister:
             )
             found = {status: count for status, count in rows}
         return {s.value: found.get(s.value, 0) for s in ConsentStatus}
+
+
+@dataclass
+class OptOutResult:
+    recorded: int = 0
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "recorded": self.recorded,
+            "invalid": [{"line": n, "reason": r} for n, r in self.invalid],
+        }
+
+
+def import_optout(site: Site, path: Path, *, actor: str) -> OptOutResult:
+    """Record every NHS number in ``path`` (one a line) as withdrawn, through the vault.
+
+    Invalid lines are reported by number, never by content, and skipped.
+    """
+    from dicomhaven.identity import PatientIdentifier, Scheme
+
+    vault = site.open_vault()
+    result = OptOutResult()
+    pseudonyms: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            try:
+                identifier = PatientIdentifier(Scheme.NHS, text)
+            except InvalidIdentifier as exc:
+                result.invalid.append((number, str(exc)))
+                continue
+            pseudonyms.append(vault.resolve([identifier]))
+    register = ConsentRegister(make_engine(site.database_url))
+    result.recorded = register.record(
+        pseudonyms, ConsentStatus.WITHDRAWN, source="national opt-out", actor=actor
+    )
+    return result

@@ -32,7 +32,7 @@ from dicomhaven.identity import (
 from dicomhaven.intake import IntakeStore
 from dicomhaven.settings import SETTINGS_FILE, Settings, load_settings, render_settings_file
 
-__all__ = ["RESTRICTED_ZONES", "ZONES", "Site", "init_site", "open_site"]
+__all__ = ["RESTRICTED_ZONES", "ZONES", "Site", "init_site", "open_site", "rotate_vault_key"]
 
 ZONES = ("keys", "intake", "vault", "store", "quarantine", "catalogue", "exports", "logs")
 RESTRICTED_ZONES = frozenset({"keys", "intake", "vault"})
@@ -138,6 +138,26 @@ def init_site(root: Path) -> Site:
         create_key_file(site.vault_key_path)
     site.open_vault()
     return site
+
+
+def rotate_vault_key(site: Site) -> int:
+    """Re-seal the vault under a fresh key file, then put the file in place.
+
+    The new key is written beside the old one first (``vault.key.new``), so a crash between
+    the database commit and the rename leaves the working key on disk, never lost.
+    """
+    if VAULT_KEY_ENV in os.environ:
+        raise SiteError(
+            f"the vault key comes from {VAULT_KEY_ENV}; rotate it in your secret store and "
+            "re-seal with a key file instead"
+        )
+    current = site.vault_key_path
+    fresh = current.with_name(current.name + ".new")
+    fresh.unlink(missing_ok=True)
+    create_key_file(fresh)
+    count = site.open_vault().rotate_key(fresh.read_bytes())
+    fresh.replace(current)
+    return count
 
 
 def open_site(root: Path) -> Site:

@@ -12,6 +12,7 @@ from dicomhaven.catalogue._engine import (
 )
 from dicomhaven.catalogue._models import (
     TERMINAL_STATUSES,
+    AuditEntry,
     Base,
     Consent,
     ConsentStatus,
@@ -21,11 +22,13 @@ from dicomhaven.catalogue._models import (
     LedgerObject,
     ObjectKind,
     ObjectStatus,
+    User,
 )
 
 __all__ = [
     "CATALOGUE",
     "TERMINAL_STATUSES",
+    "AuditEntry",
     "Base",
     "Consent",
     "ConsentStatus",
@@ -36,6 +39,7 @@ __all__ = [
     "ObjectKind",
     "ObjectStatus",
     "Schema",
+    "User",
     "current_revision",
     "dispose_engines",
     "head_revision",

@@ -1,0 +1,34 @@
+"""Roles and what each may do. The table is the single source of authorisation."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["PERMISSIONS", "Action", "Role"]
+
+
+class Role(StrEnum):
+    DATA_MANAGER = "data-manager"
+    CLINICIAN = "clinician"
+    COMMITTEE_MEMBER = "committee-member"
+    RESEARCHER = "researcher"
+    AUDITOR = "auditor"
+
+
+class Action(StrEnum):
+    REIDENTIFY = "reidentify"
+    MANAGE_USERS = "manage-users"
+    RECORD_CONSENT = "record-consent"
+    IMPORT_CLINICAL = "import-clinical"
+    READ_AUDIT = "read-audit"
+    ROTATE_VAULT_KEY = "rotate-vault-key"
+
+
+PERMISSIONS: dict[Action, frozenset[Role]] = {
+    Action.REIDENTIFY: frozenset({Role.DATA_MANAGER, Role.CLINICIAN}),
+    Action.MANAGE_USERS: frozenset({Role.DATA_MANAGER}),
+    Action.RECORD_CONSENT: frozenset({Role.DATA_MANAGER}),
+    Action.IMPORT_CLINICAL: frozenset({Role.DATA_MANAGER}),
+    Action.READ_AUDIT: frozenset({Role.AUDITOR, Role.DATA_MANAGER}),
+    Action.ROTATE_VAULT_KEY: frozenset({Role.DATA_MANAGER}),
+}
