@@ -524,6 +524,68 @@ def vault_rotate_key(site_dir: SiteOption = DEFAULT_SITE, token: TokenOption = N
     out.print(f"vault key rotated: {count} values re-sealed; new key in {site.vault_key_path}")
 
 
+clinical_app = typer.Typer(help="Linked clinical data, under pseudonyms.", no_args_is_help=True)
+app.add_typer(clinical_app, name="clinical")
+
+
+@clinical_app.command("import")
+def clinical_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header row, keyed by NHS number.")],
+    mapping: Annotated[
+        Path | None, typer.Option(help="YAML mapping of CSV columns to vocabulary fields.")
+    ] = None,
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import clinical rows under master pseudonyms, dates shifted (data managers).
+
+    Rows with an invalid NHS number are reported by row number; exit 1 if any.
+    """
+    from dicomhaven.access import Action
+    from dicomhaven.clinical import import_clinical
+
+    site = _open(site_dir)
+    _authorised(site, token, Action.IMPORT_CLINICAL, target=file.name, reason="clinical import")
+    result = import_clinical(site, file, mapping)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        out.print(f"{result.stored} of {result.rows} rows stored under pseudonyms")
+        for row, reason in result.invalid:
+            err.print(f"  {file}: row {row}: {reason}")
+    if result.invalid:
+        raise typer.Exit(1)
+
+
+@app.command()
+def patient(
+    pseudonym: Annotated[str, typer.Argument(help="A master pseudonym.")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    as_json: JsonOption = False,
+) -> None:
+    """What the catalogue holds about a pseudonym: objects, consent, clinical data.
+
+    Nothing here identifies the patient: this is the researcher's view.
+    """
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.patients import summarise
+
+    summary = summarise(make_engine(_open(site_dir).database_url), pseudonym)
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(f"pseudonym {pseudonym}")
+    out.print(f"  consent: {summary['consent'] or 'no decision recorded'}")
+    objects = summary["objects"]
+    assert isinstance(objects, dict)
+    out.print("  objects: " + (", ".join(f"{n} {m}" for m, n in sorted(objects.items())) or "none"))
+    records = summary["clinical"]
+    assert isinstance(records, list)
+    for record in records:
+        out.print("  clinical: " + ", ".join(f"{k}={v}" for k, v in sorted(record.items())))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
     from dicomhaven.catalogue import dispose_engines

@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 __all__ = [
     "AuditEntry",
     "Base",
+    "ClinicalRecord",
     "Consent",
     "ConsentStatus",
     "Job",
@@ -166,3 +167,15 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ClinicalRecord(Base):
+    """One row of linked clinical data, under the master pseudonym only; dates shifted."""
+
+    __tablename__ = "clinical_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(16), index=True)
+    data: Mapped[str] = mapped_column(Text)  # JSON object: vocabulary field → value
+    source: Mapped[str] = mapped_column(String(64))  # SHA-256 of the imported file
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -10,6 +10,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dicomhaven.errors import ConfigError
 from dicomhaven.synth._answer_key import AnswerKey, FileKind, FileRecord, Plant
+from dicomhaven.synth._clinical import write_clinical
 from dicomhaven.synth._images import build_ct, build_mammo
 from dicomhaven.synth._people import make_patients, make_site
 from dicomhaven.synth._plan import Context, Sizes, Target, plan_site, targets
@@ -109,4 +110,5 @@ def generate_site(
         plants=tuple(plants),
     )
     (out / "answer_key.json").write_text(key.to_json(), encoding="utf-8")
+    write_clinical(out, key, seed)
     return key

@@ -1,0 +1,40 @@
+"""The researcher's view of a patient: what the catalogue holds under a pseudonym."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Engine, func, select
+
+from dicomhaven.catalogue import ClinicalRecord, LedgerObject, make_sessionmaker
+from dicomhaven.consent import ConsentRegister
+
+__all__ = ["summarise"]
+
+
+def summarise(engine: Engine, pseudonym: str) -> dict[str, object]:
+    """Objects by modality, the consent decision in force and clinical records."""
+    with make_sessionmaker(engine)() as session:
+        objects = {
+            modality or "unknown": count
+            for modality, count in session.execute(
+                select(LedgerObject.modality, func.count())
+                .where(LedgerObject.pseudonym == pseudonym)
+                .group_by(LedgerObject.modality)
+            )
+        }
+        clinical = [
+            json.loads(data)
+            for data in session.scalars(
+                select(ClinicalRecord.data)
+                .where(ClinicalRecord.pseudonym == pseudonym)
+                .order_by(ClinicalRecord.id)
+            )
+        ]
+    consent = ConsentRegister(engine).status_of(pseudonym)
+    return {
+        "pseudonym": pseudonym,
+        "objects": objects,
+        "consent": consent.value if consent else None,
+        "clinical": clinical,
+    }
