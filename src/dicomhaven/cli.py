@@ -586,6 +586,20 @@ def patient(
         out.print("  clinical: " + ", ".join(f"{k}={v}" for k, v in sorted(record.items())))
 
 
+@app.command()
+def pseudonyms(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
+    """List the master pseudonyms that have objects in the catalogue."""
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.patients import pseudonyms as known
+
+    found = known(make_engine(_open(site_dir).database_url))
+    if as_json:
+        _print_json(found)
+    else:
+        for pseudonym in found:
+            out.print(pseudonym)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
     from dicomhaven.catalogue import dispose_engines

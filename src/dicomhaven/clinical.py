@@ -126,7 +126,9 @@ def import_clinical(site: Site, csv_path: Path, mapping_path: Path | None = None
         source = hashlib.sha256(raw).hexdigest()
         for number, row in enumerate(reader, start=2):  # row 1 is the header
             result.rows += 1
-            values = {fields[k]: (v or "").strip() for k, v in row.items() if k is not None}
+            values = {
+                fields[k]: v.strip() for k, v in row.items() if k is not None and v and v.strip()
+            }
             values.pop(IGNORE, None)
             try:
                 identifier = PatientIdentifier(Scheme.NHS, values.pop("nhs_number", ""))

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 from dicomhaven.catalogue import ClinicalRecord, LedgerObject, make_sessionmaker
 from dicomhaven.consent import ConsentRegister
 
-__all__ = ["summarise"]
+__all__ = ["pseudonyms", "summarise"]
 
 
 def summarise(engine: Engine, pseudonym: str) -> dict[str, object]:
@@ -38,3 +38,15 @@ def summarise(engine: Engine, pseudonym: str) -> dict[str, object]:
         "consent": consent.value if consent else None,
         "clinical": clinical,
     }
+
+
+def pseudonyms(engine: Engine) -> list[str]:
+    """Every master pseudonym with at least one object, in order of first receipt."""
+    with make_sessionmaker(engine)() as session:
+        rows = session.execute(
+            select(LedgerObject.pseudonym, func.min(LedgerObject.id))
+            .where(LedgerObject.pseudonym.is_not(None))
+            .group_by(LedgerObject.pseudonym)
+            .order_by(func.min(LedgerObject.id))
+        )
+        return [str(pseudonym) for pseudonym, _ in rows]
