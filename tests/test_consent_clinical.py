@@ -146,3 +146,52 @@ def test_invalid_nhs_rows_are_reported_not_dropped_silently(
     assert "1 of 3 rows stored" in captured.out
     assert "row 3: NHS number check digit" in captured.err and "row 4:" in captured.err
     assert "9990000019" not in captured.err
+
+
+def test_purge_holds_every_object_and_is_audited(
+    sqlite_site: Site,
+    synth_site: GeneratedSite,
+    manager: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dicomhaven.access import AuditLog
+    from dicomhaven.consent import PURGE_REASON
+    from dicomhaven.ledger import Ledger
+
+    import_paths(sqlite_site, [synth_site.root / "export"])
+    patient = synth_site.key.patients[0]
+    pseudonym = sqlite_site.open_vault().find(PatientIdentifier(Scheme.NHS, patient.nhs_number))
+    assert pseudonym is not None
+    root = str(sqlite_site.root)
+    purge = ["consent", "purge", pseudonym, "--site", root, "--token", manager]
+    assert main(purge) == 1  # consent not withdrawn yet
+    assert "record the withdrawal first" in capsys.readouterr().err
+    copies = sqlite_site.zone("store") / pseudonym
+    copies.mkdir()
+    (copies / "copy.dcm").write_bytes(b"de-identified copy")
+    record = ["consent", "record", "--pseudonym", pseudonym, "--status", "withdrawn"]
+    assert main([*record, "--site", root, "--token", manager]) == 0
+    assert main(purge) == 0
+    assert not copies.exists()
+    ledger = Ledger(make_engine(sqlite_site.database_url))
+    mine = ledger.objects_of(pseudonym)
+    expected = sum(1 for f in synth_site.key.files if f.patient == 0)
+    assert len(mine) == expected
+    from sqlalchemy import select
+
+    from dicomhaven.catalogue import LedgerEvent, LedgerObject, make_sessionmaker
+
+    with make_sessionmaker(make_engine(sqlite_site.database_url))() as session:
+        reasons = session.scalars(
+            select(LedgerObject.reason).where(LedgerObject.pseudonym == pseudonym)
+        ).all()
+        purge_events = session.scalars(
+            select(LedgerEvent).where(LedgerEvent.reason == PURGE_REASON)
+        ).all()
+    assert set(reasons) == {PURGE_REASON}
+    assert len(purge_events) == expected
+    audit = AuditLog(make_engine(sqlite_site.database_url)).entries()
+    assert any(
+        e.action == "purge" and e.target == pseudonym and e.outcome == "allowed" for e in audit
+    )
+    assert ledger.verify(sqlite_site.intake).consistent

@@ -498,6 +498,23 @@ def consent_import_optout(
         raise typer.Exit(1)
 
 
+@consent_app.command("purge")
+def consent_purge(
+    pseudonym: Annotated[str, typer.Argument(help="The withdrawn patient's master pseudonym.")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+) -> None:
+    """Remove a withdrawn patient's de-identified copies; every object gets a ledger entry
+    and the purge an audit entry (data managers)."""
+    from dicomhaven.access import Action
+    from dicomhaven.consent import purge
+
+    site = _open(site_dir)
+    _authorised(site, token, Action.PURGE, target=pseudonym, reason="consent withdrawn")
+    count = purge(site, pseudonym)
+    out.print(f"purged: {count} objects of {pseudonym} held with reason 'consent withdrawn'")
+
+
 @consent_app.command("status")
 def consent_status(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
     """Patients by the consent decision in force."""

@@ -23,7 +23,9 @@ from dicomhaven.errors import InvalidIdentifier
 if TYPE_CHECKING:
     from dicomhaven.site import Site
 
-__all__ = ["EXCLUDING", "ConsentRegister", "OptOutResult", "import_optout"]
+__all__ = ["EXCLUDING", "PURGE_REASON", "ConsentRegister", "OptOutResult", "import_optout", "purge"]
+
+PURGE_REASON = "consent withdrawn: de-identified copies purged"
 
 #: Decisions that keep a patient's data out of the pipeline and of every extract.
 EXCLUDING = frozenset({ConsentStatus.REFUSED, ConsentStatus.WITHDRAWN})
@@ -112,3 +114,40 @@ def import_optout(site: Site, path: Path, *, actor: str) -> OptOutResult:
         pseudonyms, ConsentStatus.WITHDRAWN, source="national opt-out", actor=actor
     )
     return result
+
+
+def purge(site: Site, pseudonym: str) -> int:
+    """Remove a withdrawn patient's de-identified copies and hold every object of theirs.
+
+    The store keeps a patient's de-identified copies under ``store/<pseudonym>/``; that
+    folder is removed. Each of the patient's released or quarantined objects gets a ledger
+    event (quarantined, :data:`PURGE_REASON`). Originals stay in intake until its retention
+    policy removes them, so the ledger still accounts for every object. Refuses unless the
+    patient's consent decision in force excludes them. Returns the number of objects held.
+    """
+    import shutil
+
+    from dicomhaven.catalogue import ObjectStatus
+    from dicomhaven.errors import DicomHavenError
+    from dicomhaven.ledger import Ledger
+
+    engine = make_engine(site.database_url)
+    if not ConsentRegister(engine).excluded(pseudonym):
+        raise DicomHavenError(
+            "this patient has not refused or withdrawn consent; record the withdrawal first "
+            "('dicomhaven consent record --status withdrawn')"
+        )
+    store = site.zone("store") / pseudonym
+    if store.exists():
+        shutil.rmtree(store)
+    ledger = Ledger(engine)
+    held = [
+        object_id
+        for object_id, status in ledger.objects_of(pseudonym)
+        if status in (ObjectStatus.RELEASED, ObjectStatus.QUARANTINED)
+    ]
+    if held:
+        job = ledger.start_job("purge")
+        ledger.hold(job, held, PURGE_REASON, "consent")
+        ledger.finish_job(job, {"held": len(held)})
+    return len(held)

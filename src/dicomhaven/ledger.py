@@ -337,6 +337,21 @@ class Ledger:
             pseudonyms={d.object_id: d.pseudonym for d in made if d.pseudonym},
         )
 
+    def objects_of(self, pseudonym: str) -> list[tuple[int, ObjectStatus]]:
+        """Every object of one patient, with its status."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(LedgerObject.id, LedgerObject.status)
+                .where(LedgerObject.pseudonym == pseudonym)
+                .order_by(LedgerObject.id)
+            )
+            return [(object_id, ObjectStatus(status)) for object_id, status in rows]
+
+    def hold(self, job_id: int, object_ids: Sequence[int], reason: str, stage: str) -> None:
+        """Put objects (released or quarantined) into quarantine with ``reason``, each with
+        its own ledger event, in one transaction."""
+        self._move(job_id, {oid: (_S.QUARANTINED, reason, stage) for oid in object_ids})
+
     def pending(self, batch: int = 500) -> Iterator[list[Pending]]:
         """Objects left in flight by a dead job or failed in a stage, in batches."""
         with self._sessions() as session:

@@ -22,6 +22,7 @@ class Action(StrEnum):
     IMPORT_CLINICAL = "import-clinical"
     READ_AUDIT = "read-audit"
     ROTATE_VAULT_KEY = "rotate-vault-key"
+    PURGE = "purge"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -31,4 +32,5 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.IMPORT_CLINICAL: frozenset({Role.DATA_MANAGER}),
     Action.READ_AUDIT: frozenset({Role.AUDITOR, Role.DATA_MANAGER}),
     Action.ROTATE_VAULT_KEY: frozenset({Role.DATA_MANAGER}),
+    Action.PURGE: frozenset({Role.DATA_MANAGER}),
 }

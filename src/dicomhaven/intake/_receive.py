@@ -38,28 +38,32 @@ class Receipt:
 
 
 def receive_bytes(data: bytes, store: IntakeStore, site_key: bytes) -> Receipt:
-    """Store ``data`` in intake and describe it; never raises on bad content."""
-    sha256 = hashlib.sha256(data).hexdigest()
-    parsed = parse_object(data)
-    if isinstance(parsed, ParsedObject):
-        key = dicom_object_key(site_key, parsed.sop_instance_uid)
-        stored = store.put(IntakeArea.DICOM, key, data, sha256)
-        if stored.same_content:
-            return Receipt(
-                object_key=key,
-                kind=ObjectKind.DICOM,
-                sha256=sha256,
-                size=len(data),
-                intake_path=stored.relpath,
-                created=stored.created,
-                sop_class_uid=parsed.sop_class_uid,
-                transfer_syntax_uid=parsed.transfer_syntax_uid,
-                modality=parsed.modality,
-            )
-        area, reason = IntakeArea.CONFLICTS, CONFLICT_REASON
-    else:
-        area, reason = IntakeArea.REJECTED, parsed.reason
-    stored = store.put(area, sha256, data, sha256)
+    """Store ``data`` in intake and describe it; never raises on bad content.
+
+    The bytes are staged first, so the store writes them while they are hashed and parsed.
+    """
+    with store.stage(data) as staged:
+        sha256 = hashlib.sha256(data).hexdigest()
+        parsed = parse_object(data)
+        if isinstance(parsed, ParsedObject):
+            key = dicom_object_key(site_key, parsed.sop_instance_uid)
+            stored = store.place(staged, IntakeArea.DICOM, key, sha256)
+            if stored.same_content:
+                return Receipt(
+                    object_key=key,
+                    kind=ObjectKind.DICOM,
+                    sha256=sha256,
+                    size=len(data),
+                    intake_path=stored.relpath,
+                    created=stored.created,
+                    sop_class_uid=parsed.sop_class_uid,
+                    transfer_syntax_uid=parsed.transfer_syntax_uid,
+                    modality=parsed.modality,
+                )
+            area, reason = IntakeArea.CONFLICTS, CONFLICT_REASON
+        else:
+            area, reason = IntakeArea.REJECTED, parsed.reason
+        stored = store.place(staged, area, sha256, sha256)
     return Receipt(
         object_key=f"content:{sha256}",
         kind=ObjectKind.BLOB,
