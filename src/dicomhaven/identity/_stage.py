@@ -10,8 +10,9 @@ object: the stage never guesses.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -24,6 +25,8 @@ from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
 __all__ = ["IdentityStage", "identifiers_in"]
 
 UNSPECIFIED_ISSUER = "UNSPECIFIED"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def _text(dataset: Dataset, keyword: str) -> str:
@@ -64,18 +67,41 @@ def identifiers_in(
     return found
 
 
+# A patient sends many objects with the same identifiers: in each worker, remember what the
+# vault answered (a pseudonym never changes once given) and which details it already holds,
+# so the vault is asked once per patient, not once per object. Bounded, so memory is too.
+_CACHE_LIMIT = 50_000
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+@dataclass
+class _Services:
+    """One site's vault, consent register and settings, opened once per worker process,
+    with that site's caches (never shared between sites)."""
+
+    vault: Vault
+    register: ConsentRegister
+    nhs_issuers: frozenset[str]
+    chi_issuers: frozenset[str]
+    resolved: dict[tuple[PatientIdentifier, ...], str] = field(default_factory=dict)
+    details_kept: dict[tuple[str, tuple[tuple[str, str], ...]], bool] = field(default_factory=dict)
+
+
 @functools.lru_cache(maxsize=4)
-def _services(site_root: Path) -> tuple[Vault, ConsentRegister, frozenset[str], frozenset[str]]:
-    """The vault and consent register of a site, opened once per worker process."""
+def _services(site_root: Path) -> _Services:
     from dicomhaven.site import open_site
 
     site = open_site(site_root)
-    register = ConsentRegister(make_engine(site.database_url))
-    return (
-        site.open_vault(),
-        register,
-        frozenset(i.upper() for i in site.settings.nhs_issuers),
-        frozenset(i.upper() for i in site.settings.chi_issuers),
+    return _Services(
+        vault=site.open_vault(),
+        register=ConsentRegister(make_engine(site.database_url)),
+        nhs_issuers=frozenset(i.upper() for i in site.settings.nhs_issuers),
+        chi_issuers=frozenset(i.upper() for i in site.settings.chi_issuers),
     )
 
 
@@ -86,10 +112,10 @@ class IdentityStage:
     name: str = "identity"
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
-        vault, register, nhs_issuers, chi_issuers = _services(ctx.site_root)
+        services = _services(ctx.site_root)
         header = obj.header()
         try:
-            identifiers = identifiers_in(header, nhs_issuers, chi_issuers)
+            identifiers = identifiers_in(header, services.nhs_issuers, services.chi_issuers)
         except InvalidIdentifier as exc:
             return Outcome(
                 ObjectStatus.QUARANTINED, f"invalid patient identifier: {exc}", self.name
@@ -100,20 +126,26 @@ class IdentityStage:
                 "no patient identifier: Patient ID (0010,0020) and Other Patient IDs are empty",
                 self.name,
             )
-        try:
-            pseudonym = vault.resolve(identifiers)
-        except IdentityConflict as exc:
-            return Outcome(ObjectStatus.QUARANTINED, str(exc), self.name)
+        key = tuple(identifiers)
+        pseudonym = services.resolved.get(key)
+        if pseudonym is None:
+            try:
+                pseudonym = services.vault.resolve(identifiers)
+            except IdentityConflict as exc:
+                return Outcome(ObjectStatus.QUARANTINED, str(exc), self.name)
+            _remember(services.resolved, key, pseudonym)
         obj.pseudonym = pseudonym
-        vault.remember_details(
-            pseudonym,
-            {
-                "name": _text(header, "PatientName"),
-                "birth_date": _text(header, "PatientBirthDate"),
-                "address": _text(header, "PatientAddress"),
-                "phone": _text(header, "PatientTelephoneNumbers"),
-            },
-        )
-        if register.excluded(pseudonym):
+        details = {
+            "name": _text(header, "PatientName"),
+            "birth_date": _text(header, "PatientBirthDate"),
+            "address": _text(header, "PatientAddress"),
+            "phone": _text(header, "PatientTelephoneNumbers"),
+        }
+        seen = (pseudonym, tuple(sorted(details.items())))
+        if seen not in services.details_kept:
+            services.vault.remember_details(pseudonym, details)
+            _remember(services.details_kept, seen, True)
+        # Consent is asked for every object: a withdrawal must bite at once.
+        if services.register.excluded(pseudonym):
             return Outcome(ObjectStatus.QUARANTINED, "consent withdrawn", self.name)
         return None

@@ -25,13 +25,13 @@ __all__ = ["ParsedObject", "Rejection", "parse_object"]
 _SEQUENCE_DELIMITER_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _SEQUENCE_DELIMITER_BE = b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
-_SHORTEST_ELEMENT = 8
+_SHORTEST_ELEMENT = 8  # tag (4) + length (4) with no value
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 )
 _PIXEL_GROUP = (b"\xe0\x7f", b"\x7f\xe0")  # (7FE0,xxxx) little or big endian
 _PADDING_TAG = b"\xfc\xff\xfc\xff"  # (FFFC,FFFC) Data Set Trailing Padding
-_EOF_BEFORE_DELIMITER = "End of file reached before delimiter"  # pydicom's warning  # tag (4) + length (4) with no value
+_EOF_BEFORE_DELIMITER = "End of file reached before delimiter"  # pydicom's warning
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ Dask cluster, so everything a stage receives is picklable and it keeps no global
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -70,9 +69,8 @@ class PipelineObject:
         if self._full is not None:
             return self._full
         if self._header is None:
-            self._header = pydicom.dcmread(
-                io.BytesIO(self.intake_file.read_bytes()), stop_before_pixels=True, force=True
-            )
+            # Read from the file, not its bytes: pydicom then stops reading at the pixels.
+            self._header = pydicom.dcmread(self.intake_file, stop_before_pixels=True, force=True)
         return self._header
 
     def dataset(self) -> Dataset:
