@@ -13,7 +13,7 @@ echo "== 1. A synthetic hospital export: 20 fake patients with planted identifie
 
 # What real exports also contain: a transfer cut short, a stray picture, an empty file.
 mkdir -p "$DEMO/hospital/export/odds-and-ends"
-first=$(find "$DEMO/hospital/export" -name '*.dcm' | sort | head -n 1)
+first=$(find "$DEMO/hospital/export" -name '*.dcm' | sort | sed -n 1p)  # sed reads to the end: no SIGPIPE
 head -c 2000 "$first" > "$DEMO/hospital/export/odds-and-ends/cut-short.dcm"
 printf '\x89PNG\r\n\x1a\n' > "$DEMO/hospital/export/odds-and-ends/screenshot.png"
 : > "$DEMO/hospital/export/odds-and-ends/empty.dcm"
