@@ -117,6 +117,12 @@ def test_only_data_managers_add_users(
     assert "eve" not in {n for n, *_ in _names(site, capsys)}
 
 
+def test_unknown_role_is_a_usage_error(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["users", "add", "zed", "--role", "superuser", "--site", str(site.root)]
+    assert main(args) == 2
+    assert "unknown role 'superuser'; choose one of: data-manager" in capsys.readouterr().err
+
+
 def _names(site: Site, capsys: pytest.CaptureFixture[str]) -> list[tuple[str, str]]:
     capsys.readouterr()
     assert main(["users", "list", "--site", str(site.root), "--json"]) == 0

@@ -10,8 +10,9 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -67,6 +68,18 @@ def _open(site_dir: Path) -> Any:
     site = open_site(site_dir)
     configure_logging(site.logs, site.settings.log_level, site.settings.log_format)
     return site
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(kind: type[E], value: str, what: str) -> E:
+    """``value`` as a member of ``kind``, or a usage error listing the choices."""
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise ConfigError(f"unknown {what} '{value}'; choose one of: {choices}") from None
 
 
 def _print_json(data: object) -> None:
@@ -316,12 +329,7 @@ def users_add(
     """Add a user and print their token once. The first user needs no token."""
     from dicomhaven.access import Action, Role
 
-    try:
-        new_role = Role(role)
-    except ValueError:
-        raise ConfigError(
-            f"unknown role '{role}'; roles: {', '.join(r.value for r in Role)}"
-        ) from None
+    new_role = _choice(Role, role, "role")
     site = _open(site_dir)
     users = _users(site)
     by = "(bootstrap)"
@@ -452,10 +460,7 @@ def consent_record(
     from dicomhaven.consent import ConsentRegister
     from dicomhaven.identity import PatientIdentifier, Scheme
 
-    try:
-        decision = ConsentStatus(status)
-    except ValueError:
-        raise ConfigError("status must be consented, refused or withdrawn") from None
+    decision = _choice(ConsentStatus, status, "status")
     if (nhs is None) == (pseudonym is None):
         raise ConfigError("give exactly one of --nhs or --pseudonym")
     site = _open(site_dir)

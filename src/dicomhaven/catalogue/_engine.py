@@ -96,6 +96,21 @@ def _alembic_config(engine: Engine, schema: Schema) -> Config:
     return config
 
 
+def run_migrations(context: Any) -> None:
+    """Body of every ``env.py``: migrate the engine and models that :func:`migrate` handed over
+    (``context`` is ``alembic.context``)."""
+    attributes = context.config.attributes
+    with attributes["engine"].begin() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=attributes["metadata"],
+            version_table=attributes["version_table"],
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
 def migrate(url_or_engine: str | Engine, schema: Schema = CATALOGUE) -> None:
     """Bring a schema to its newest revision (a no-op when it is already there)."""
     engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
