@@ -71,3 +71,16 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
         [sys.executable, "-m", "dicomhaven", "version"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and proc.stdout.strip() == __version__
+
+
+def test_vault_key_inside_the_vault_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "site"
+    assert main(["init", str(root)]) == 0
+    assert main(["users", "add", "dana", "--role", "data-manager", "--site", str(root)]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    (root / "dicomhaven.yaml").write_text(f"vault_key_file: {root / 'vault' / 'vault.key'}\n")
+    assert main(["reidentify", "BBBBBBBBBBBB", "--reason", "checking the key rule", "--site",
+                 str(root), "--token", token]) == 2  # fmt: skip
+    assert "inside the vault folder" in capsys.readouterr().err

@@ -82,7 +82,13 @@ class Site:
         """The environment's key if DICOMHAVEN_VAULT_KEY is set, else the key file."""
         if VAULT_KEY_ENV in os.environ:
             return EnvKeyProvider(VAULT_KEY_ENV)
-        return FileKeyProvider(self.vault_key_path)
+        key_path = self.vault_key_path.resolve()
+        if key_path.is_relative_to((self.root / "vault").resolve()):
+            raise SiteError(
+                f"the vault key file {key_path} is inside the vault folder: a copy of the vault "
+                "would carry its key; set 'vault_key_file' to a path outside it"
+            )
+        return FileKeyProvider(key_path)
 
     def open_vault(self) -> Vault:
         """The pseudonym vault; only the identity service should call this."""
