@@ -41,3 +41,11 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         missing_peer(f"shared test data not found: {path}")
     return path
+
+
+def shared_reference(name: str) -> Path:
+    """A standard table in ``../shared/reference``; skip or fail when absent."""
+    path = SHARED / "reference" / name
+    if not path.exists():
+        missing_peer(f"shared reference table not found: {path}")
+    return path
