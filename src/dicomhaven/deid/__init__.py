@@ -2,9 +2,11 @@
 
 So far: the Basic Application Level Confidentiality Profile table (Table E.1-1, with the
 Clean Structured Content Option's Table E.3.4-1), generated from a pinned machine-readable
-source by ``scripts/generate_annex_e.py``.
+source by ``scripts/generate_annex_e.py``; and the IOD adapter that resolves its combined
+codes (X/Z, X/D, X/Z/D, Z/D, X/Z/U*) by each attribute's Type in the object's IOD.
 """
 
+from dicomhaven.deid._iod import AttributeType, attribute_types, iod_name, resolve_action
 from dicomhaven.deid._table import (
     EDITION,
     Action,
@@ -21,10 +23,14 @@ __all__ = [
     "EDITION",
     "Action",
     "AttributeRule",
+    "AttributeType",
     "ContentItemRule",
     "Option",
     "attribute_rule",
     "attribute_rules",
+    "attribute_types",
     "content_item_rules",
+    "iod_name",
     "options_conflict",
+    "resolve_action",
 ]

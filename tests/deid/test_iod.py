@@ -1,0 +1,73 @@
+"""Attribute Types from the standard's IOD tables, and combined codes resolved by them."""
+
+from __future__ import annotations
+
+import pytest
+
+from dicomhaven.deid import AttributeType, attribute_rule, attribute_types, iod_name, resolve_action
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+
+
+def test_ct_types_come_from_the_standard() -> None:
+    assert iod_name(CT) == "ct-image"
+    types = attribute_types(CT)
+    assert types[("PatientID",)] is AttributeType.TYPE_2
+    assert types[("PatientName",)] is AttributeType.TYPE_2
+    assert types[("StudyInstanceUID",)] is AttributeType.TYPE_1
+    assert types[("AccessionNumber",)] is AttributeType.TYPE_2
+    assert types[("Rows",)] is AttributeType.TYPE_1
+    assert ("InstitutionName",) in types and types[("InstitutionName",)] is AttributeType.TYPE_3
+
+
+def test_nested_paths_are_typed() -> None:
+    types = attribute_types(COMPREHENSIVE_SR)
+    nested = [p for p in types if len(p) > 1]
+    assert nested
+    assert all(isinstance(t, AttributeType) for t in types.values())
+
+
+def test_unknown_sop_class_has_no_types() -> None:
+    assert iod_name("1.2.3.4") is None
+    assert attribute_types("1.2.3.4") == {}
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "expected"),
+    [
+        ("X/Z", AttributeType.TYPE_2, "Z"),
+        ("X/Z", AttributeType.TYPE_3, "X"),
+        ("X/Z", None, "X"),
+        ("X/D", AttributeType.TYPE_1, "D"),
+        ("X/D", AttributeType.TYPE_3, "X"),
+        ("X/Z/D", AttributeType.TYPE_1, "D"),
+        ("X/Z/D", AttributeType.TYPE_1C, "D"),
+        ("X/Z/D", AttributeType.TYPE_2, "Z"),
+        ("X/Z/D", AttributeType.TYPE_3, "X"),
+        ("Z/D", AttributeType.TYPE_1, "D"),
+        ("Z/D", AttributeType.TYPE_2, "Z"),
+        ("Z/D", None, "Z"),
+        ("X/Z/U*", AttributeType.TYPE_1, "U"),
+        ("X/Z/U*", AttributeType.TYPE_2, "Z"),
+        ("X/Z/U*", AttributeType.TYPE_3, "X"),
+        ("U", AttributeType.TYPE_1, "U"),
+    ],
+)
+def test_combined_codes(code: str, kind: AttributeType | None, expected: str) -> None:
+    assert resolve_action(code, kind) == expected
+
+
+def test_patient_id_in_a_ct_is_emptied_not_removed() -> None:
+    rule = attribute_rule(0x00100020)
+    assert rule is not None
+    kind = attribute_types(CT)[("PatientID",)]
+    assert resolve_action(rule.action(), kind) == "Z"
+
+
+def test_every_combined_code_in_the_table_resolves() -> None:
+    from dicomhaven.deid import attribute_rules
+
+    for rule in attribute_rules():
+        for kind in [*AttributeType, None]:
+            assert resolve_action(rule.basic, kind) in {"D", "Z", "X", "K", "C", "U"}
