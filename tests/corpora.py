@@ -32,3 +32,9 @@ def deid_data_folder() -> Path:
     import deid_data
 
     return Path(deid_data.__file__).parent / "data"
+
+
+def pydicom_charset_files() -> list[Path]:
+    """pydicom's character-set test files (Latin-1, UTF-8, ISO 2022 Japanese and Korean,
+    Arabic, Greek, Hebrew, Russian, ...)."""
+    return sorted((PYDICOM_FILES.parent / "charset_files").glob("chr*.dcm"))

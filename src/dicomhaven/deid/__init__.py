@@ -6,7 +6,9 @@ source by ``scripts/generate_annex_e.py``; and the IOD adapter that resolves its
 codes (X/Z, X/D, X/Z/D, Z/D, X/Z/U*) by each attribute's Type in the object's IOD.
 """
 
+from dicomhaven.deid._engine import DeidContext, deidentify, unsupported_options
 from dicomhaven.deid._iod import AttributeType, attribute_types, iod_name, resolve_action
+from dicomhaven.deid._profile import BUILTIN_PROFILES, Level, Profile, load_profile
 from dicomhaven.deid._table import (
     EDITION,
     Action,
@@ -20,17 +22,24 @@ from dicomhaven.deid._table import (
 )
 
 __all__ = [
+    "BUILTIN_PROFILES",
     "EDITION",
     "Action",
     "AttributeRule",
     "AttributeType",
     "ContentItemRule",
+    "DeidContext",
+    "Level",
     "Option",
+    "Profile",
     "attribute_rule",
     "attribute_rules",
     "attribute_types",
     "content_item_rules",
+    "deidentify",
     "iod_name",
+    "load_profile",
     "options_conflict",
     "resolve_action",
+    "unsupported_options",
 ]

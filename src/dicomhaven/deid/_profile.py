@@ -1,0 +1,150 @@
+"""De-identification profiles as data: YAML files, composed, validated, hashed.
+
+A profile names the options of the Basic Application Level Confidentiality Profile it
+applies and its output level. Profiles compose through ``extends`` (base → modality →
+device → project): options and the ``keep``/``remove`` lists accumulate, the last level
+wins. Unknown keys, options and attribute keywords are refused with file and line. The
+SHA-256 of the composed profile is written into every output, so each file says exactly
+which rules made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydicom.datadict import tag_for_keyword
+
+from dicomhaven.deid._table import Option, options_conflict
+from dicomhaven.errors import ConfigError
+
+__all__ = ["BUILTIN_PROFILES", "Level", "Profile", "load_profile"]
+
+BUILTIN_PROFILES = Path(__file__).with_name("profiles")
+_KEYS = {"name", "extends", "level", "options", "keep", "remove"}
+
+
+class Level(StrEnum):
+    """The two output levels of UK guidance."""
+
+    LIMITED_ACCESS = "limited-access"  # pseudonymised, for controlled access
+    PUBLICATION = "publication"  # no direct or indirect identifiers
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A composed, validated profile."""
+
+    name: str
+    level: Level
+    options: frozenset[Option]
+    keep: frozenset[str]  # keywords kept whatever the table says (each must be justified)
+    remove: frozenset[str]  # keywords removed whatever the table says
+    chain: tuple[str, ...]  # the files composed, base first
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "level": self.level.value,
+            "options": sorted(o.value for o in self.options),
+            "keep": sorted(self.keep),
+            "remove": sorted(self.remove),
+        }
+
+    @property
+    def sha256(self) -> str:
+        body = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _lines(text: str) -> dict[str, int]:
+    node = yaml.compose(text)
+    if isinstance(node, yaml.MappingNode):
+        return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+    return {}
+
+
+def _find(reference: str, relative_to: Path | None) -> Path:
+    if reference.endswith((".yaml", ".yml")):
+        path = Path(reference)
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to.parent / path
+        return path
+    return BUILTIN_PROFILES / f"{reference}.yaml"
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"profile {path} not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a profile is a mapping of {', '.join(sorted(_KEYS))}")
+    return data, _lines(text)
+
+
+def _keywords(values: Any, path: Path, line: int, key: str) -> frozenset[str]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{path}:{line}: '{key}' must be a list of attribute keywords")
+    for value in values:
+        if tag_for_keyword(value) is None:
+            raise ConfigError(f"{path}:{line}: '{value}' in '{key}' is not a DICOM keyword")
+    return frozenset(values)
+
+
+def load_profile(reference: str | Path, _seen: tuple[Path, ...] = ()) -> Profile:
+    """Load a profile by built-in name (``publication``) or file path, with its ancestors."""
+    path = _find(str(reference), _seen[-1] if _seen else None).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: 'extends' makes a loop")
+    data, lines = _read(path)
+    for key in data:
+        if key not in _KEYS:
+            raise ConfigError(
+                f"{path}:{lines.get(key, 1)}: unknown key '{key}'; keys are: {', '.join(sorted(_KEYS))}"
+            )
+    parent = load_profile(data["extends"], (*_seen, path)) if "extends" in data else None
+    try:
+        level = Level(data.get("level", parent.level.value if parent else "publication"))
+    except ValueError:
+        raise ConfigError(
+            f"{path}:{lines.get('level', 1)}: level must be limited-access or publication"
+        ) from None
+    raw_options = data.get("options", [])
+    if not isinstance(raw_options, list):
+        raise ConfigError(f"{path}:{lines.get('options', 1)}: 'options' must be a list")
+    options = set(parent.options) if parent else set()
+    for value in raw_options:
+        try:
+            options.add(Option(value))
+        except ValueError:
+            known = ", ".join(o.value for o in Option)
+            raise ConfigError(
+                f"{path}:{lines.get('options', 1)}: unknown option '{value}'; options are: {known}"
+            ) from None
+    conflict = options_conflict(options)
+    if conflict:
+        raise ConfigError(f"{path}:{lines.get('options', 1)}: {conflict}")
+    keep = _keywords(data.get("keep", []), path, lines.get("keep", 1), "keep")
+    remove = _keywords(data.get("remove", []), path, lines.get("remove", 1), "remove")
+    if keep & remove:
+        raise ConfigError(f"{path}: {', '.join(sorted(keep & remove))} both kept and removed")
+    name = data.get("name", path.stem)
+    return Profile(
+        name=str(name),
+        level=level,
+        options=frozenset(options),
+        keep=(parent.keep if parent else frozenset()) | keep,
+        remove=(parent.remove if parent else frozenset()) | remove,
+        chain=((*parent.chain,) if parent else ()) + (path.name,),
+    )

@@ -1,0 +1,77 @@
+"""Cleaning free text: identifiers are cut out of descriptions, not whole descriptions blanked.
+
+What is cut: the patient's own known values (name parts, numbers, birth date, from the
+header and the vault), and patterns that look like identifiers whoever they belong to:
+NHS and CHI numbers (with a valid check digit), dates, UK postcodes, phone numbers and
+e-mail addresses. Each cut becomes ``***``, so a reader sees that something was removed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dicomhaven.identity import is_valid_chi_number, is_valid_nhs_number
+
+__all__ = ["MASK", "TextCleaner"]
+
+MASK = "***"
+
+_NUMBER10 = re.compile(r"(?<![\d])\d{3}[ -]?\d{3}[ -]?\d{4}(?![\d])")
+_DATE = re.compile(
+    r"(?<!\d)(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}-\d{2}-\d{2}|(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))(?!\d)"
+)
+_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_WORD_DATE = re.compile(
+    rf"(?<![A-Za-z0-9])(?:\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS},?\s+\d{{2,4}}|{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}})(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+#: A title followed by up to three capitalised words: a person's name whoever they are.
+_TITLED_NAME = re.compile(
+    r"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Sister|Nurse)\.?(?:\s+[A-Z][A-Za-z'\-]+){1,3}"
+)
+_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b", re.IGNORECASE)
+_PHONE = re.compile(r"(?<!\d)(?:\+44\s?|0)(?:\d[\s-]?){9,10}(?!\d)")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_PATTERNS = (_EMAIL, _WORD_DATE, _DATE, _TITLED_NAME, _POSTCODE, _PHONE)
+_MIN_KNOWN = 3  # known values shorter than this would cut ordinary words
+
+
+def _number_mask(match: re.Match[str]) -> str:
+    text = match.group()
+    if is_valid_nhs_number(text) or is_valid_chi_number(text):
+        return MASK
+    return text
+
+
+@dataclass(frozen=True)
+class TextCleaner:
+    """Cuts identifiers out of text; built once per patient from their known values."""
+
+    known: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def for_values(cls, values: Iterable[str]) -> TextCleaner:
+        """From known values such as ``SMITH^JOHN`` (split into parts) or ``ZZ91234567``."""
+        parts: set[str] = set()
+        for value in values:
+            for part in re.split(r"[\^=\s,]+", value):
+                part = part.strip()
+                if len(part) >= _MIN_KNOWN:
+                    parts.add(part)
+        # Longest first, so "SMITHSON" is cut whole before "SMITH" could be.
+        return cls(tuple(sorted(parts, key=lambda p: (-len(p), p))))
+
+    def clean(self, text: str) -> str:
+        cleaned = _NUMBER10.sub(_number_mask, text)
+        for pattern in _PATTERNS:
+            cleaned = pattern.sub(MASK, cleaned)
+        for value in self.known:
+            cleaned = re.sub(
+                rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])",
+                MASK,
+                cleaned,
+                flags=re.IGNORECASE,
+            )
+        return cleaned
