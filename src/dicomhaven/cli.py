@@ -622,6 +622,63 @@ def pseudonyms(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False)
             out.print(pseudonym)
 
 
+@app.command()
+def deid(
+    paths: Annotated[list[Path], typer.Argument(help="Input files or folders, then OUT last.")],
+    profile: Annotated[
+        str, typer.Option(help="A built-in profile (limited-access, publication) or a YAML file.")
+    ] = "publication",
+    project: Annotated[
+        str | None,
+        typer.Option(
+            help="Project whose pseudonyms, UIDs and date offsets to use (default: the site's)."
+        ),
+    ] = None,
+    site_dir: SiteOption = DEFAULT_SITE,
+    as_json: JsonOption = False,
+) -> None:
+    """De-identify the headers of files or folders into OUT (the last argument).
+
+    Outputs are named OUT/<pseudonym>/<study UID>/<instance UID>.dcm. Pixel data is not
+    touched: images with burned-in text are not safe until the pixel stage has run.
+    Exit 1 when any file was skipped.
+    """
+    from dicomhaven.deid import load_profile
+    from dicomhaven.deid._folder import deidentify_paths
+    from dicomhaven.identity import SITE_PROJECT
+
+    if len(paths) < 2:
+        raise ConfigError(
+            "give at least one input and the output folder: dicomhaven deid IN... OUT"
+        )
+    *inputs, out_dir = paths
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {missing[0]}")
+    chosen = load_profile(profile)
+    site = _open(site_dir)
+    with _progress(disabled=as_json) as bar:
+        task = bar.add_task("de-identifying", total=None)
+        summary = deidentify_paths(
+            site, inputs, out_dir, chosen, project=project or SITE_PROJECT,
+            progress=lambda n: bar.advance(task, n),
+        )  # fmt: skip
+    log.info("deid finished", extra={"files": summary.files, "written": summary.written,
+                                     "profile": chosen.name, "profile_sha256": chosen.sha256})  # fmt: skip
+    if as_json:
+        _print_json(summary.as_dict() | {"profile": chosen.name, "profile_sha256": chosen.sha256})
+    else:
+        out.print(
+            f"De-identified {summary.written} of {summary.files} files into {out_dir} with profile "
+            f"{chosen.name} (sha256 {chosen.sha256[:16]}); pixel data not yet checked for "
+            f"burned-in text in {summary.burned_in_unknown} of them"
+        )
+        for path, reason in summary.skipped[:20]:
+            err.print(f"  skipped {path}: {reason}")
+    if summary.skipped:
+        raise typer.Exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
     from dicomhaven.catalogue import dispose_engines

@@ -1,0 +1,115 @@
+"""De-identifying a folder of files outside the pipeline (``dicomhaven deid IN OUT``).
+
+Each readable file's patient is found in the vault (created there if new), its headers are
+de-identified with the chosen profile, and it is written as
+``OUT/<pseudonym>/<study UID>/<SOP Instance UID>.dcm`` — names made only of the pseudonym
+and new UIDs. Pixel data passes through untouched: this is the header stage only, so the
+summary counts files whose pixels may still hold burned-in text.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+
+from dicomhaven.collect import iter_files
+from dicomhaven.deid._engine import DeidContext, deidentify
+from dicomhaven.deid._profile import Profile
+from dicomhaven.errors import InvalidIdentifier
+from dicomhaven.identity import (
+    SITE_PROJECT,
+    IdentityConflict,
+    ProjectKeys,
+    Vault,
+    identifiers_in,
+)
+from dicomhaven.intake import ParsedObject, parse_object
+from dicomhaven.site import Site
+
+__all__ = ["DeidSummary", "deidentify_paths"]
+
+
+@dataclass
+class DeidSummary:
+    files: int = 0
+    written: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (input path, reason)
+    burned_in_unknown: int = 0  # written, but pixels not yet checked for burned-in text
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "written": self.written,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "pixels_not_checked": self.burned_in_unknown,
+        }
+
+
+def _identity(
+    vault: Vault, site: Site, header: pydicom.Dataset, project: str
+) -> tuple[DeidContext, str] | str:
+    nhs = frozenset(i.upper() for i in site.settings.nhs_issuers)
+    chi = frozenset(i.upper() for i in site.settings.chi_issuers)
+    try:
+        identifiers = identifiers_in(header, nhs, chi)
+    except InvalidIdentifier as exc:
+        return f"invalid patient identifier: {exc}"
+    if not identifiers:
+        return "no patient identifier"
+    try:
+        master = vault.resolve(identifiers)
+    except IdentityConflict as exc:
+        return str(exc)
+    keys = ProjectKeys(project, vault.project_secret(project))
+    pseudonym = master if project == SITE_PROJECT else keys.pseudonym(master)
+    known = tuple(v for values in vault.details_of(master).values() for v in values)
+    return DeidContext(keys, master, pseudonym, known), pseudonym
+
+
+def deidentify_paths(
+    site: Site,
+    paths: Sequence[Path],
+    out: Path,
+    profile: Profile,
+    *,
+    project: str = SITE_PROJECT,
+    progress: Callable[[int], None] | None = None,
+) -> DeidSummary:
+    """De-identify every readable DICOM file under ``paths`` into ``out``."""
+    vault = site.open_vault()
+    summary = DeidSummary()
+    for path in iter_files(paths):
+        summary.files += 1
+        if progress is not None:
+            progress(1)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            summary.skipped.append((str(path), f"could not read the file ({type(exc).__name__})"))
+            continue
+        parsed = parse_object(data)
+        if not isinstance(parsed, ParsedObject):
+            summary.skipped.append((str(path), parsed.reason))
+            continue
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+        found = _identity(vault, site, dataset, project)
+        if isinstance(found, str):
+            summary.skipped.append((str(path), found))
+            continue
+        context, pseudonym = found
+        deidentify(dataset, profile, context)
+        target = out / pseudonym / str(dataset.StudyInstanceUID) / f"{dataset.SOPInstanceUID}.dcm"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        dataset.save_as(partial, enforce_file_format=True)
+        partial.replace(target)
+        summary.written += 1
+        if "PixelData" in dataset:
+            summary.burned_in_unknown += 1
+    return summary
