@@ -171,8 +171,10 @@ def test_purge_holds_every_object_and_is_audited(
     (copies / "copy.dcm").write_bytes(b"de-identified copy")
     record = ["consent", "record", "--pseudonym", pseudonym, "--status", "withdrawn"]
     assert main([*record, "--site", root, "--token", manager]) == 0
+    held = sqlite_site.zone("quarantine") / pseudonym
+    assert held.is_dir()  # the header stage's limited-access copies
     assert main(purge) == 0
-    assert not copies.exists()
+    assert not copies.exists() and not held.exists()
     ledger = Ledger(make_engine(sqlite_site.database_url))
     mine = ledger.objects_of(pseudonym)
     expected = sum(1 for f in synth_site.key.files if f.patient == 0)

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from dicomhaven.catalogue import LedgerEvent, LedgerObject, make_engine, make_sessionmaker
 from dicomhaven.cli import main
+from dicomhaven.deid import HELD_REASON
 from dicomhaven.ingest import import_paths
 from dicomhaven.ledger import Ledger
-from dicomhaven.pipeline import NO_RELEASE_REASON
 from dicomhaven.site import Site, open_site
 from tests.corpora import pydicom_file
 from tests.synth.generated import GeneratedSite
@@ -67,7 +67,7 @@ def test_mixed_folder_valid_in_intake_rest_rejected_with_reasons(
     assert len(dicom) == 4
     for obj in dicom:
         assert obj.status == "quarantined"
-        assert obj.reason == NO_RELEASE_REASON
+        assert obj.reason == HELD_REASON
         intake_file = site.intake / obj.intake_path
         assert intake_file.read_bytes() in {pydicom_file(n).read_bytes() for n in VALID}
     for obj in objects:

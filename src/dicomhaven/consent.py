@@ -119,8 +119,8 @@ def import_optout(site: Site, path: Path, *, actor: str) -> OptOutResult:
 def purge(site: Site, pseudonym: str) -> int:
     """Remove a withdrawn patient's de-identified copies and hold every object of theirs.
 
-    The store keeps a patient's de-identified copies under ``store/<pseudonym>/``; that
-    folder is removed. Each of the patient's released or quarantined objects gets a ledger
+    De-identified copies live under ``store/<pseudonym>/`` (released) and
+    ``quarantine/<pseudonym>/`` (held); both folders are removed. Each of the patient's released or quarantined objects gets a ledger
     event (quarantined, :data:`PURGE_REASON`). Originals stay in intake until its retention
     policy removes them, so the ledger still accounts for every object. Refuses unless the
     patient's consent decision in force excludes them. Returns the number of objects held.
@@ -137,9 +137,10 @@ def purge(site: Site, pseudonym: str) -> int:
             "this patient has not refused or withdrawn consent; record the withdrawal first "
             "('dicomhaven consent record --status withdrawn')"
         )
-    store = site.zone("store") / pseudonym
-    if store.exists():
-        shutil.rmtree(store)
+    for zone in ("store", "quarantine"):  # released copies, and copies held for release
+        copies = site.zone(zone) / pseudonym
+        if copies.exists():
+            shutil.rmtree(copies)
     ledger = Ledger(engine)
     held = [
         object_id

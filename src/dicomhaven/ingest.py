@@ -66,13 +66,16 @@ class ImportSummary:
 def pipeline_for(site: Site) -> Pipeline:
     """The stages this site runs on every received object, in order.
 
-    Identity first (pseudonym from the vault, consent checked). Later issues plug
-    de-identification, the pixel stage and the residual-PII scan in after it; until then
-    every readable object ends quarantined by the release gate.
+    Identity first (pseudonym from the vault, consent checked), then the header stage (the
+    limited-access copy, held in quarantine). Later issues add the pixel stage and the
+    residual-PII scan, which alone may release.
     """
+    from dicomhaven.deid import load_profile
+    from dicomhaven.deid._stage import HeaderStage
     from dicomhaven.identity import IdentityStage
 
-    return Pipeline(stages=(IdentityStage(),))
+    profile = load_profile(site.settings.deid_profile)
+    return Pipeline(stages=(IdentityStage(), HeaderStage(profile)))
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -299,6 +299,7 @@ class Ledger:
         *,
         only_from: ObjectStatus | None = None,
         pseudonyms: dict[int, str] | None = None,
+        profiles: dict[int, str] | None = None,
     ) -> None:
         """Apply status changes ``{object id: (status, reason, stage)}`` in one transaction,
         recording each object's master pseudonym where the identity stage found one."""
@@ -322,6 +323,8 @@ class Ledger:
                     row.update(status=to.value, reason=reason, updated_at=now)
                 if pseudonyms and object_id in pseudonyms:
                     row["pseudonym"] = pseudonyms[object_id]
+                if profiles and object_id in profiles:
+                    row["profile_sha256"] = profiles[object_id]
                 updates.append(row)
             if updates:
                 session.execute(update(LedgerObject), updates)
@@ -335,6 +338,7 @@ class Ledger:
             job_id,
             {d.object_id: (d.outcome.status, d.outcome.reason, d.outcome.stage) for d in made},
             pseudonyms={d.object_id: d.pseudonym for d in made if d.pseudonym},
+            profiles={d.object_id: d.profile_sha256 for d in made if d.profile_sha256},
         )
 
     def objects_of(self, pseudonym: str) -> list[tuple[int, ObjectStatus]]:

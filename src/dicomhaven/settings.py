@@ -89,6 +89,13 @@ class Settings(BaseModel):
         default=("CHI", "CHI NUMBER"),
         description="Values of Issuer of Patient ID that mark a Patient ID as a CHI number.",
     )
+    deid_profile: str = Field(
+        default="limited-access",
+        description=(
+            "De-identification profile of the pipeline's header stage, which makes the site's "
+            "limited-access copies: a built-in name (limited-access, publication) or a YAML file."
+        ),
+    )
     workers: int = Field(
         default=1,
         ge=1,

@@ -91,6 +91,7 @@ class LedgerObject(Base):
     transfer_syntax_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
     pseudonym: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    profile_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     receipts: Mapped[int] = mapped_column(Integer, default=1)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -9,6 +9,7 @@ codes (X/Z, X/D, X/Z/D, Z/D, X/Z/U*) by each attribute's Type in the object's IO
 from dicomhaven.deid._engine import DeidContext, deidentify, unsupported_options
 from dicomhaven.deid._iod import AttributeType, attribute_types, iod_name, resolve_action
 from dicomhaven.deid._profile import BUILTIN_PROFILES, Level, Profile, load_profile
+from dicomhaven.deid._stage import HELD_REASON, HeaderStage
 from dicomhaven.deid._table import (
     EDITION,
     Action,
@@ -24,11 +25,13 @@ from dicomhaven.deid._table import (
 __all__ = [
     "BUILTIN_PROFILES",
     "EDITION",
+    "HELD_REASON",
     "Action",
     "AttributeRule",
     "AttributeType",
     "ContentItemRule",
     "DeidContext",
+    "HeaderStage",
     "Level",
     "Option",
     "Profile",

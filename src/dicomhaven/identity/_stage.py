@@ -149,3 +149,9 @@ class IdentityStage:
         if services.register.excluded(pseudonym):
             return Outcome(ObjectStatus.QUARANTINED, "consent withdrawn", self.name)
         return None
+
+
+def known_values(site_root: Path, pseudonym: str) -> tuple[str, ...]:
+    """What the vault knows about a patient (names, birth date, ...), for cleaning text."""
+    details = _services(site_root).vault.details_of(pseudonym)
+    return tuple(value for values in details.values() for value in values)

@@ -158,4 +158,4 @@ class ProcessTask:
         object_id, object_key, intake_path = item
         obj = PipelineObject(object_id, object_key, self.site_root / "intake" / intake_path)
         outcome = self.pipeline.run(obj, StageContext(self.site_root))
-        return Decision(object_id, outcome, obj.pseudonym)
+        return Decision(object_id, outcome, obj.pseudonym, obj.profile_sha256)

@@ -40,6 +40,7 @@ class Decision(NamedTuple):
     object_id: int
     outcome: Outcome
     pseudonym: str | None = None
+    profile_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class PipelineObject:
     object_key: str
     intake_file: Path
     pseudonym: str | None = None  # the master pseudonym, once the identity stage found it
+    profile_sha256: str | None = None  # the de-identification profile that made its copy
     _header: Dataset | None = field(default=None, repr=False)
     _full: Dataset | None = field(default=None, repr=False)
 

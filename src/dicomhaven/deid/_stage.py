@@ -1,0 +1,68 @@
+"""The header stage of the pipeline: the site's limited-access copy of each object.
+
+After the identity stage has found the master pseudonym, the object's headers are
+de-identified with the site's profile (``deid_profile``), keyed by the site's own secret,
+and the copy is written to ``quarantine/<pseudonym>/<study UID>/<instance UID>.dcm``. It
+stays there, and the object stays quarantined, until the pixel stage and the residual-PII
+scan exist to release it: pixel data may carry burned-in identifiers, so nothing is
+released on its headers alone.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicomhaven.catalogue import ObjectStatus
+from dicomhaven.deid._engine import DeidContext, deidentify
+from dicomhaven.deid._profile import Profile
+from dicomhaven.identity import SITE_PROJECT, ProjectKeys
+from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
+
+__all__ = ["HELD_REASON", "HeaderStage"]
+
+HELD_REASON = (
+    "headers de-identified; held until the pixel stage and the residual-PII scan can release it"
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _site_keys(site_root: Path) -> ProjectKeys:
+    from dicomhaven.site import open_site
+
+    vault = open_site(site_root).open_vault()
+    return ProjectKeys(SITE_PROJECT, vault.project_secret(SITE_PROJECT))
+
+
+@dataclass(frozen=True)
+class HeaderStage:
+    """De-identify headers into the quarantine zone; record the profile's hash."""
+
+    profile: Profile
+    name: str = "deid-headers"
+
+    def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
+        if obj.pseudonym is None:
+            raise RuntimeError("the header stage runs after the identity stage")
+        from dicomhaven.identity._stage import known_values
+
+        dataset = obj.dataset()
+        keys = _site_keys(ctx.site_root)
+        context = DeidContext(
+            keys=keys,
+            master_pseudonym=obj.pseudonym,
+            pseudonym=obj.pseudonym,
+            known_values=known_values(ctx.site_root, obj.pseudonym),
+        )
+        deidentify(dataset, self.profile, context)
+        target = (
+            ctx.site_root / "quarantine" / obj.pseudonym / str(dataset.StudyInstanceUID)
+            / f"{dataset.SOPInstanceUID}.dcm"
+        )  # fmt: skip
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        dataset.save_as(partial, enforce_file_format=True)
+        partial.replace(target)
+        obj.profile_sha256 = self.profile.sha256
+        return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
