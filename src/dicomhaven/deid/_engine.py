@@ -23,13 +23,16 @@ and the standard's codes for the profile and each option.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from pydicom._uid_dict import UID_dictionary
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from dicomhaven import __version__
@@ -103,6 +106,22 @@ _METHOD_CODES: dict[Option | None, tuple[str, str]] = {
 }
 
 
+@functools.lru_cache(maxsize=8192)
+def _keyword(tag: int) -> str:
+    return keyword_for_tag(tag)
+
+
+def _vr(element: object, tag: int) -> str:
+    """An element's VR, from the file when it says (explicit VR) or else the dictionary."""
+    vr = getattr(element, "VR", None)
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
 def unsupported_options(profile: Profile) -> frozenset[Option]:
     return profile.options & _UNSUPPORTED
 
@@ -133,7 +152,7 @@ def _shift_date(value: str, offset: datetime.timedelta) -> str:
 class _Run:
     profile: Profile
     ctx: DeidContext
-    types: dict[tuple[str, ...], AttributeType]
+    types: Mapping[tuple[str, ...], AttributeType]
     cleaner: TextCleaner
     options: frozenset[Option]
 
@@ -183,22 +202,29 @@ class _Run:
         return self.types.get(path)
 
     def walk(self, dataset: Dataset, path: tuple[str, ...]) -> None:
+        # Decide from the tag and VR alone, on the element as read (pydicom converts a value
+        # only when it is touched): most elements of a large report are kept, and keeping
+        # them unconverted also writes them back byte for byte.
         for tag in list(dataset.keys()):
-            element = dataset[tag]
-            keyword = element.keyword
+            vr = _vr(dataset.get_item(tag), tag)
+            keyword = _keyword(tag)
             here = (*path, keyword)
-            action = self.decide(element, here)
-            self.apply(dataset, element, action, here)
+            action = self.decide(tag, vr, keyword, here)
+            if action == "K" and vr != "SQ":
+                continue
+            if action == "X":
+                del dataset[tag]
+                continue
+            self.apply(dataset, dataset[tag], action, here)
 
-    def decide(self, element: DataElement, here: tuple[str, ...]) -> str:
-        tag = element.tag
+    def decide(self, tag: BaseTag, vr: str, keyword: str, here: tuple[str, ...]) -> str:
         if tag.is_private:
             return "X"
         if tag in _PATIENT_IDENTITY and len(here) == 1:
             return "P"
-        if element.keyword in self.profile.remove:
+        if keyword in self.profile.remove:
             return "X"
-        if element.keyword in self.profile.keep:
+        if keyword in self.profile.keep or keyword in _CODED_TEXT:
             return "K"
         rule = attribute_rule(int(tag))
         if rule is not None:
@@ -211,26 +237,20 @@ class _Run:
             if action == "X" and kind in (AttributeType.TYPE_2, AttributeType.TYPE_2C):
                 return "Z"
             return action
-        if element.VR == "UN":
+        if vr == "UN":
             return "X"
-        if element.VR == "PN":
+        if vr == "PN":
             kind = self.type_of(here)
             if kind in (AttributeType.TYPE_1, AttributeType.TYPE_1C):
                 return "D"
             return "Z" if kind in (AttributeType.TYPE_2, AttributeType.TYPE_2C) else "X"
-        if element.VR in ("DA", "DT"):
-            return "C"
-        if element.VR in _TEXT_VRS or element.VR == "UI" or element.VR == "SQ":
+        if vr in ("DA", "DT") or vr in _TEXT_VRS or vr == "UI" or vr == "SQ":
             return "C"
         return "K"
 
     def apply(
         self, dataset: Dataset, element: DataElement, action: str, here: tuple[str, ...]
     ) -> None:
-        tag = element.tag
-        if action == "X":
-            del dataset[tag]
-            return
         if element.VR == "SQ":
             if action == "Z":
                 element.value = Sequence([])
@@ -249,6 +269,24 @@ class _Run:
         elif action == "C":
             element.value = self.clean(element)
         # "K": keep as it is.
+
+
+def _identifying_values(dataset: Dataset) -> list[str]:
+    """Every person name and patient identifier the header carries, at any depth: values to
+    cut from free text (a clinician named in Referring Physician's Name is also cut from
+    Additional Patient History). Only those elements and sequences are converted."""
+    found: list[str] = []
+    for tag in dataset.keys():  # noqa: SIM118 -- iterating a Dataset converts every element
+        vr = _vr(dataset.get_item(tag), tag)
+        if vr == "SQ":
+            for item in dataset[tag].value:
+                found.extend(_identifying_values(item))
+        elif vr == "PN" or _keyword(tag) in _IDENTIFYING_KEYWORDS:
+            element = dataset[tag]
+            if element.value:
+                values = element.value if element.VM > 1 else [element.value]
+                found.extend(str(v) for v in values)
+    return found
 
 
 def _remove_graphics_groups(dataset: Dataset) -> None:
@@ -293,16 +331,11 @@ def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
     # Every name and patient identifier the header itself carries, at any depth, is a value
     # to cut from free text: a clinician named in Referring Physician's Name is also cut
     # from Additional Patient History.
-    known = [*ctx.known_values]
-    for element in dataset.iterall():
-        if element.VR == "PN" and element.value:
-            known.extend(str(v) for v in (element.value if element.VM > 1 else [element.value]))
-        elif element.keyword in _IDENTIFYING_KEYWORDS and element.value:
-            known.append(str(element.value))
+    known = [*ctx.known_values, *_identifying_values(dataset)]
     run = _Run(
         profile=profile,
         ctx=ctx,
-        types=dict(attribute_types(sop_class)),
+        types=attribute_types(sop_class),
         cleaner=TextCleaner.for_values(known),
         options=profile.options,
     )
