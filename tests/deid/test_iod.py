@@ -49,8 +49,9 @@ def test_unknown_sop_class_has_no_types() -> None:
         ("Z/D", AttributeType.TYPE_2, "Z"),
         ("Z/D", None, "Z"),
         ("X/Z/U*", AttributeType.TYPE_1, "U"),
-        ("X/Z/U*", AttributeType.TYPE_2, "Z"),
-        ("X/Z/U*", AttributeType.TYPE_3, "X"),
+        ("X/Z/U*", AttributeType.TYPE_2, "U"),
+        ("X/Z/U*", AttributeType.TYPE_3, "U"),
+        ("X/Z/U*", None, "U"),
         ("U", AttributeType.TYPE_1, "U"),
     ],
 )

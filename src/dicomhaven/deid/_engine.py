@@ -33,7 +33,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pydicom.uid import UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from dicomhaven import __version__
 from dicomhaven.deid._iod import AttributeType, attribute_types, resolve_action
@@ -57,6 +57,11 @@ _CODED_TEXT = frozenset(
     {"CodeValue", "CodeMeaning", "CodingSchemeDesignator", "CodingSchemeVersion",
      "LongCodeValue", "URNCodeValue", "ContextIdentifier", "MappingResource",
      "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "SOPClassUID"}
+)  # fmt: skip
+#: UIDs that identify a registry entry (a coding scheme, a mapping resource), not an object.
+_REGISTRY_UIDS = frozenset(
+    {"CodingSchemeUID", "MappingResourceUID", "ContextGroupExtensionCreatorUID",
+     "TemplateExtensionOrganizationUID", "TemplateExtensionCreatorUID", "ContextUID"}
 )  # fmt: skip
 _TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 _PATIENT_IDENTITY = frozenset({0x00100010, 0x00100020})
@@ -161,6 +166,13 @@ class _Run:
             return value
         return self.ctx.keys.uid(value)
 
+    def uid_of(self, keyword: str) -> Callable[[str], str]:
+        """How to map a UID held by ``keyword``: class UIDs and registry UIDs (a coding
+        scheme's OID, say) name no instance and stay as they are."""
+        if keyword.endswith("ClassUID") or keyword in _REGISTRY_UIDS:
+            return lambda value: value
+        return self.uid
+
     def dummy(self, element: DataElement) -> object:
         if element.VR == "UI":
             return self.uid(str(element.value)) if element.value else self.ctx.keys.uid("dummy")
@@ -186,7 +198,7 @@ class _Run:
         if element.VR == "PN":
             return None
         if element.VR == "UI":
-            return self._map_values(element, self.uid)
+            return self._map_values(element, self.uid_of(element.keyword))
         return element.value
 
     @staticmethod
@@ -257,6 +269,10 @@ class _Run:
                 return
             for item in element.value:
                 self.walk(item, here)
+            if not element.value and self.type_of(here) is AttributeType.TYPE_3:
+                # An empty optional sequence says nothing, and some validators read a
+                # zero-item sequence as a broken one: leave it out.
+                del dataset[element.tag]
             return
         if action == "P":
             element.value = self.ctx.pseudonym
@@ -265,7 +281,7 @@ class _Run:
         elif action == "D":
             element.value = self.dummy(element)
         elif action == "U":
-            element.value = self._map_values(element, self.uid)
+            element.value = self._map_values(element, self.uid_of(element.keyword))
         elif action == "C":
             element.value = self.clean(element)
         # "K": keep as it is.
@@ -343,7 +359,8 @@ def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
     run.walk(dataset, ())
     _mark(dataset, profile)
     meta = getattr(dataset, "file_meta", None)
-    if isinstance(dataset, FileDataset) and meta is not None:
+    # Only a real file meta group is updated: a data set read without one stays without.
+    if isinstance(dataset, FileDataset) and meta is not None and "TransferSyntaxUID" in meta:
         if "SOPInstanceUID" in dataset:
             meta.MediaStorageSOPInstanceUID = UID(str(dataset.SOPInstanceUID))
         for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
@@ -352,3 +369,6 @@ def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
             if keyword in meta:
                 delattr(meta, keyword)
         meta.ImplementationVersionName = f"DICOMHAVEN_{__version__}".replace(".", "_")[:16]
+        if meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
+            # Written inflated: the same data set, losslessly, in the plain syntax.
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian

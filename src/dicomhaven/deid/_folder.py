@@ -20,7 +20,7 @@ import pydicom
 from dicomhaven.collect import iter_files
 from dicomhaven.deid._engine import DeidContext, deidentify
 from dicomhaven.deid._profile import Profile
-from dicomhaven.errors import InvalidIdentifier
+from dicomhaven.errors import ConfigError, InvalidIdentifier
 from dicomhaven.identity import (
     SITE_PROJECT,
     IdentityConflict,
@@ -103,12 +103,22 @@ def deidentify_paths(
             summary.skipped.append((str(path), found))
             continue
         context, pseudonym = found
-        deidentify(dataset, profile, context)
-        target = out / pseudonym / str(dataset.StudyInstanceUID) / f"{dataset.SOPInstanceUID}.dcm"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".part")
-        dataset.save_as(partial, enforce_file_format=True)
-        partial.replace(target)
+        try:
+            deidentify(dataset, profile, context)
+            target = (
+                out / pseudonym / str(dataset.StudyInstanceUID) / f"{dataset.SOPInstanceUID}.dcm"
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".part")
+            dataset.save_as(partial, enforce_file_format=True)
+            partial.replace(target)
+        except (ConfigError, OSError):
+            raise
+        except Exception as exc:  # the text may quote a value: keep only the type
+            summary.skipped.append(
+                (str(path), f"could not be de-identified ({type(exc).__name__})")
+            )
+            continue
         summary.written += 1
         if "PixelData" in dataset:
             summary.burned_in_unknown += 1

@@ -81,8 +81,9 @@ def resolve_action(code: str, kind: AttributeType | None) -> str:
     ``X/Z``: Z where the IOD needs the attribute present (Type 1 or 2), else X.
     ``X/D``: D where present and non-empty is needed (Type 1) or present (Type 2), else X.
     ``X/Z/D``: D for Type 1, Z for Type 2, else X.  ``Z/D``: D for Type 1, else Z.
-    ``X/Z/U*``: for a sequence holding UIDs: U (replace the UIDs inside) for Type 1, Z for
-    Type 2, else X. An attribute the IOD does not name counts as Type 3.
+    ``X/Z/U*``: a referencing sequence; always U (keep it, with every UID inside replaced
+    consistently), the alternative the code allows that keeps references resolving within
+    the de-identified set. An attribute the IOD does not name counts as Type 3.
     """
     if "/" not in code:
         return code
@@ -98,5 +99,5 @@ def resolve_action(code: str, kind: AttributeType | None) -> str:
     if code == "Z/D":
         return "D" if required else "Z"
     if code == "X/Z/U*":
-        return "U" if required else "Z" if present else "X"
+        return "U"
     raise ValueError(f"unknown combined action code {code!r}")
