@@ -26,6 +26,7 @@ import datetime
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -43,7 +44,7 @@ from dicomhaven.deid._text import TextCleaner
 from dicomhaven.errors import ConfigError
 from dicomhaven.identity import ProjectKeys
 
-__all__ = ["DeidContext", "deidentify", "unsupported_options"]
+__all__ = ["DeidContext", "deidentify", "unsupported_options", "write_dataset"]
 
 _UNSUPPORTED = frozenset({Option.RETAIN_SAFE_PRIVATE, Option.CLEAN_GRAPHICS})
 _IDENTIFYING_KEYWORDS = frozenset(
@@ -372,3 +373,23 @@ def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
         if meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
             # Written inflated: the same data set, losslessly, in the plain syntax.
             meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+
+def write_dataset(dataset: Dataset, target: Path) -> None:
+    """Write atomically (a partial file, then a rename).
+
+    Elements left as read are written back as read; a few real files (an implicit VR data
+    set that declares explicit VR, say) cannot be written that way, so on failure every
+    element is converted and the write tried once more.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        dataset.save_as(partial, enforce_file_format=True)
+    except OSError:
+        raise
+    except Exception:
+        for _ in dataset.iterall():
+            pass
+        dataset.save_as(partial, enforce_file_format=True)
+    partial.replace(target)

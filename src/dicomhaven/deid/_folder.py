@@ -18,7 +18,7 @@ from pathlib import Path
 import pydicom
 
 from dicomhaven.collect import iter_files
-from dicomhaven.deid._engine import DeidContext, deidentify
+from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._profile import Profile
 from dicomhaven.errors import ConfigError, InvalidIdentifier
 from dicomhaven.identity import (
@@ -108,10 +108,7 @@ def deidentify_paths(
             target = (
                 out / pseudonym / str(dataset.StudyInstanceUID) / f"{dataset.SOPInstanceUID}.dcm"
             )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(".part")
-            dataset.save_as(partial, enforce_file_format=True)
-            partial.replace(target)
+            write_dataset(dataset, target)
         except (ConfigError, OSError):
             raise
         except Exception as exc:  # the text may quote a value: keep only the type

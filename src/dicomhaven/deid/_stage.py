@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicomhaven.catalogue import ObjectStatus
-from dicomhaven.deid._engine import DeidContext, deidentify
+from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._profile import Profile
 from dicomhaven.identity import SITE_PROJECT, ProjectKeys
 from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
@@ -60,9 +60,6 @@ class HeaderStage:
             ctx.site_root / "quarantine" / obj.pseudonym / str(dataset.StudyInstanceUID)
             / f"{dataset.SOPInstanceUID}.dcm"
         )  # fmt: skip
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.part")
-        dataset.save_as(partial, enforce_file_format=True)
-        partial.replace(target)
+        write_dataset(dataset, target)
         obj.profile_sha256 = self.profile.sha256
         return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
