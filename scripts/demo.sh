@@ -63,3 +63,17 @@ echo
 echo "== 10. The audit log, and its hash chain checked"
 "$DH" audit show --site "$DEMO/site" --token "$MANAGER" --limit 6
 "$DH" audit verify --site "$DEMO/site"
+
+echo
+echo "== 11. Headers de-identified for publication (pixels come with the pixel stage)"
+"$DH" deid "$DEMO/hospital/export/P0000" "$DEMO/publication" --profile publication --project demo \
+    --site "$DEMO/site"
+first_out=$(find "$DEMO/publication" -name '*.dcm' | sort | sed -n 1p)
+"$(dirname "$DH")/python" - "$first_out" <<'PY'
+import sys
+import pydicom
+ds = pydicom.dcmread(sys.argv[1], stop_before_pixels=True)
+for keyword in ("PatientID", "PatientName", "PatientBirthDate", "StudyDate", "StudyDescription",
+                "InstitutionName", "StudyInstanceUID", "PatientIdentityRemoved", "DeidentificationMethod"):
+    print(f"   {keyword:<24} {ds.get(keyword, '(removed)')}")
+PY
