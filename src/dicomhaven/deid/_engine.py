@@ -161,6 +161,9 @@ class _Run:
     types: Mapping[tuple[str, ...], AttributeType]
     cleaner: TextCleaner
     options: frozenset[Option]
+    decisions: dict[tuple[tuple[str, ...], int, str], tuple[str, tuple[str, ...]]] = field(
+        default_factory=dict
+    )
 
     def uid(self, value: str) -> str:
         if Option.RETAIN_UIDS in self.options or value in UID_dictionary:
@@ -220,9 +223,14 @@ class _Run:
         # them unconverted also writes them back byte for byte.
         for tag in list(dataset.keys()):
             vr = _vr(dataset.get_item(tag), tag)
-            keyword = _keyword(tag)
-            here = (*path, keyword)
-            action = self.decide(tag, vr, keyword, here)
+            # A report repeats the same paths thousands of times: decide each once per run.
+            key = (path, tag, vr)
+            cached = self.decisions.get(key)
+            if cached is None:
+                keyword = _keyword(tag)
+                here = (*path, keyword)
+                cached = self.decisions[key] = (self.decide(tag, vr, keyword, here), here)
+            action, here = cached
             if action == "K" and vr != "SQ":
                 continue
             if action == "X":
