@@ -44,7 +44,7 @@ import data_store  # type: ignore[import-untyped]
 import deid_data  # type: ignore[import-untyped]
 import pydicom
 
-from dicomhaven.deid import DeidContext, Profile, deidentify, load_profile
+from dicomhaven.deid import DeidContext, Profile, deidentify, load_profile, write_dataset
 from dicomhaven.identity import ProjectKeys
 from dicomhaven.synth import generate_site
 
@@ -81,7 +81,7 @@ def dicomhaven_file(source: Path, target: Path) -> None:
     profile, context = dicomhaven_setup()
     dataset = pydicom.dcmread(source)
     deidentify(dataset, profile, context)
-    dataset.save_as(target)
+    write_dataset(dataset, target)  # the product's writer: atomic, tolerant of odd files
 
 
 def pydicom_file(source: Path, target: Path) -> None:
@@ -283,7 +283,7 @@ def phases(path: Path, out: Path, rounds: int = 3) -> dict[str, float]:
         deidentify(dataset, profile, context)
         times["deidentify"] = time.perf_counter() - start
         start = time.perf_counter()
-        dataset.save_as(out / "one.dcm")
+        write_dataset(dataset, out / "one.dcm")
         times["write"] = time.perf_counter() - start
         times["total"] = times["read"] + times["deidentify"] + times["write"]
         times["cp"] = timed_file(copy_file, path, out / "copy.dcm")[0]
