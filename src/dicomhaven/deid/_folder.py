@@ -20,14 +20,9 @@ import pydicom
 from dicomhaven.collect import iter_files
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._profile import Profile
-from dicomhaven.errors import ConfigError, InvalidIdentifier
-from dicomhaven.identity import (
-    SITE_PROJECT,
-    IdentityConflict,
-    ProjectKeys,
-    Vault,
-    identifiers_in,
-)
+from dicomhaven.errors import ConfigError
+from dicomhaven.identity import SITE_PROJECT
+from dicomhaven.identity._stage import known_values, project_keys, resolve_patient
 from dicomhaven.intake import ParsedObject, parse_object
 from dicomhaven.site import Site
 
@@ -51,25 +46,15 @@ class DeidSummary:
         }
 
 
-def _identity(
-    vault: Vault, site: Site, header: pydicom.Dataset, project: str
-) -> tuple[DeidContext, str] | str:
-    nhs = frozenset(i.upper() for i in site.settings.nhs_issuers)
-    chi = frozenset(i.upper() for i in site.settings.chi_issuers)
-    try:
-        identifiers = identifiers_in(header, nhs, chi)
-    except InvalidIdentifier as exc:
-        return f"invalid patient identifier: {exc}"
-    if not identifiers:
-        return "no patient identifier"
-    try:
-        master = vault.resolve(identifiers)
-    except IdentityConflict as exc:
-        return str(exc)
-    keys = ProjectKeys(project, vault.project_secret(project))
+def _context(site: Site, header: pydicom.Dataset, project: str) -> tuple[DeidContext, str] | str:
+    """The de-identification context of a header's patient, or why there is none."""
+    resolution = resolve_patient(site.root, header)
+    if resolution.pseudonym is None:
+        return resolution.problem or "no patient identifier"
+    master = resolution.pseudonym
+    keys = project_keys(site.root, project)
     pseudonym = master if project == SITE_PROJECT else keys.pseudonym(master)
-    known = tuple(v for values in vault.details_of(master).values() for v in values)
-    return DeidContext(keys, master, pseudonym, known), pseudonym
+    return DeidContext(keys, master, pseudonym, known_values(site.root, master)), pseudonym
 
 
 def deidentify_paths(
@@ -82,7 +67,6 @@ def deidentify_paths(
     progress: Callable[[int], None] | None = None,
 ) -> DeidSummary:
     """De-identify every readable DICOM file under ``paths`` into ``out``."""
-    vault = site.open_vault()
     summary = DeidSummary()
     for path in iter_files(paths):
         summary.files += 1
@@ -98,7 +82,7 @@ def deidentify_paths(
             summary.skipped.append((str(path), parsed.reason))
             continue
         dataset = pydicom.dcmread(io.BytesIO(data), force=True)
-        found = _identity(vault, site, dataset, project)
+        found = _context(site, dataset, project)
         if isinstance(found, str):
             summary.skipped.append((str(path), found))
             continue

@@ -10,14 +10,13 @@ released on its headers alone.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 from dicomhaven.catalogue import ObjectStatus
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._profile import Profile
-from dicomhaven.identity import SITE_PROJECT, ProjectKeys
+from dicomhaven.identity import SITE_PROJECT
+from dicomhaven.identity._stage import known_values, project_keys
 from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
 
 __all__ = ["HELD_REASON", "HeaderStage"]
@@ -25,14 +24,6 @@ __all__ = ["HELD_REASON", "HeaderStage"]
 HELD_REASON = (
     "headers de-identified; held until the pixel stage and the residual-PII scan can release it"
 )
-
-
-@functools.lru_cache(maxsize=4)
-def _site_keys(site_root: Path) -> ProjectKeys:
-    from dicomhaven.site import open_site
-
-    vault = open_site(site_root).open_vault()
-    return ProjectKeys(SITE_PROJECT, vault.project_secret(SITE_PROJECT))
 
 
 @dataclass(frozen=True)
@@ -45,10 +36,8 @@ class HeaderStage:
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
         if obj.pseudonym is None:
             raise RuntimeError("the header stage runs after the identity stage")
-        from dicomhaven.identity._stage import known_values
-
         dataset = obj.dataset()
-        keys = _site_keys(ctx.site_root)
+        keys = project_keys(ctx.site_root, SITE_PROJECT)
         context = DeidContext(
             keys=keys,
             master_pseudonym=obj.pseudonym,

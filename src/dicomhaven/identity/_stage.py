@@ -19,10 +19,18 @@ from pydicom.dataset import Dataset
 from dicomhaven.catalogue import ObjectStatus, make_engine
 from dicomhaven.consent import ConsentRegister
 from dicomhaven.errors import InvalidIdentifier
+from dicomhaven.identity._derivations import ProjectKeys
 from dicomhaven.identity._vault import IdentityConflict, PatientIdentifier, Scheme, Vault
 from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
 
-__all__ = ["IdentityStage", "identifiers_in"]
+__all__ = [
+    "IdentityStage",
+    "Resolution",
+    "identifiers_in",
+    "known_values",
+    "project_keys",
+    "resolve_patient",
+]
 
 UNSPECIFIED_ISSUER = "UNSPECIFIED"
 K = TypeVar("K")
@@ -106,47 +114,70 @@ def _services(site_root: Path) -> _Services:
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """A header's patient: the master pseudonym, or why there is none (never a value)."""
+
+    pseudonym: str | None = None
+    problem: str | None = None
+
+
+def resolve_patient(site_root: Path, header: Dataset) -> Resolution:
+    """The master pseudonym of the patient a header names, found (or made) in the vault.
+
+    What the header says about the patient is kept, sealed, for cleaning text later. The
+    one place where identifiers become a pseudonym: the pipeline stage and ``dicomhaven
+    deid`` both come here.
+    """
+    services = _services(site_root)
+    try:
+        identifiers = identifiers_in(header, services.nhs_issuers, services.chi_issuers)
+    except InvalidIdentifier as exc:
+        return Resolution(problem=f"invalid patient identifier: {exc}")
+    if not identifiers:
+        return Resolution(
+            problem="no patient identifier: Patient ID (0010,0020) and Other Patient IDs are empty"
+        )
+    key = tuple(identifiers)
+    pseudonym = services.resolved.get(key)
+    if pseudonym is None:
+        try:
+            pseudonym = services.vault.resolve(identifiers)
+        except IdentityConflict as exc:
+            return Resolution(problem=str(exc))
+        _remember(services.resolved, key, pseudonym)
+    details = {
+        "name": _text(header, "PatientName"),
+        "birth_date": _text(header, "PatientBirthDate"),
+        "address": _text(header, "PatientAddress"),
+        "phone": _text(header, "PatientTelephoneNumbers"),
+    }
+    seen = (pseudonym, tuple(sorted(details.items())))
+    if seen not in services.details_kept:
+        services.vault.remember_details(pseudonym, details)
+        _remember(services.details_kept, seen, True)
+    return Resolution(pseudonym=pseudonym)
+
+
+@functools.lru_cache(maxsize=16)
+def project_keys(site_root: Path, project: str) -> ProjectKeys:
+    """A project's derivations, from the secret the site's vault keeps for it."""
+    return ProjectKeys(project, _services(site_root).vault.project_secret(project))
+
+
+@dataclass(frozen=True)
 class IdentityStage:
     """Pseudonymise: identifiers → master pseudonym; consent checked."""
 
     name: str = "identity"
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
-        services = _services(ctx.site_root)
-        header = obj.header()
-        try:
-            identifiers = identifiers_in(header, services.nhs_issuers, services.chi_issuers)
-        except InvalidIdentifier as exc:
-            return Outcome(
-                ObjectStatus.QUARANTINED, f"invalid patient identifier: {exc}", self.name
-            )
-        if not identifiers:
-            return Outcome(
-                ObjectStatus.QUARANTINED,
-                "no patient identifier: Patient ID (0010,0020) and Other Patient IDs are empty",
-                self.name,
-            )
-        key = tuple(identifiers)
-        pseudonym = services.resolved.get(key)
-        if pseudonym is None:
-            try:
-                pseudonym = services.vault.resolve(identifiers)
-            except IdentityConflict as exc:
-                return Outcome(ObjectStatus.QUARANTINED, str(exc), self.name)
-            _remember(services.resolved, key, pseudonym)
-        obj.pseudonym = pseudonym
-        details = {
-            "name": _text(header, "PatientName"),
-            "birth_date": _text(header, "PatientBirthDate"),
-            "address": _text(header, "PatientAddress"),
-            "phone": _text(header, "PatientTelephoneNumbers"),
-        }
-        seen = (pseudonym, tuple(sorted(details.items())))
-        if seen not in services.details_kept:
-            services.vault.remember_details(pseudonym, details)
-            _remember(services.details_kept, seen, True)
+        resolution = resolve_patient(ctx.site_root, obj.header())
+        if resolution.pseudonym is None:
+            assert resolution.problem is not None
+            return Outcome(ObjectStatus.QUARANTINED, resolution.problem, self.name)
+        obj.pseudonym = resolution.pseudonym
         # Consent is asked for every object: a withdrawal must bite at once.
-        if services.register.excluded(pseudonym):
+        if _services(ctx.site_root).register.excluded(resolution.pseudonym):
             return Outcome(ObjectStatus.QUARANTINED, "consent withdrawn", self.name)
         return None
 
