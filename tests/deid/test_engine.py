@@ -176,9 +176,9 @@ def test_unsupported_option_is_refused(tmp_path: Path) -> None:
     from dicomhaven.errors import ConfigError
 
     profile = tmp_path / "p.yaml"
-    profile.write_text("extends: base\noptions: [retain_safe_private]\n")
+    profile.write_text("extends: base\noptions: [clean_graphics]\n")
     ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
-    with pytest.raises(ConfigError, match="Retain Safe Private Option, which is not supported"):
+    with pytest.raises(ConfigError, match="Clean Graphics Option, which is not supported"):
         deidentify(ds, load_profile(profile), context(ProjectKeys("p", bytes(32)), "BCDFGHJKLMNP"))
 
 

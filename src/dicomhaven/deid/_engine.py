@@ -2,8 +2,9 @@
 
 For each element, in every sequence item at any depth:
 
-1. private elements are removed (the Retain Safe Private Option is not offered yet, and a
-   profile that asks for it is refused rather than half-applied);
+1. private elements are removed, except, under the Retain Safe Private Option, those the
+   standard lists as safe (Table E.3.10-1) or the profile adds as known safe; a private
+   creator stays only while its block keeps an element;
 2. Patient ID and Patient's Name become the pseudonym the caller gives;
 3. the profile's ``keep`` and ``remove`` lists apply;
 4. an attribute named in Table E.1-1 gets its action under the profile's options, combined
@@ -38,7 +39,8 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEnd
 
 from dicomhaven import __version__
 from dicomhaven.deid._iod import AttributeType, attribute_types, resolve_action
-from dicomhaven.deid._profile import Profile
+from dicomhaven.deid._profile import PrivateTag, Profile
+from dicomhaven.deid._safe_private import SAFE_PRIVATE, SAFE_PRIVATE_SEQUENCES
 from dicomhaven.deid._table import Option, attribute_rule
 from dicomhaven.deid._text import TextCleaner
 from dicomhaven.errors import ConfigError
@@ -46,7 +48,7 @@ from dicomhaven.identity import ProjectKeys
 
 __all__ = ["DeidContext", "deidentify", "unsupported_options", "write_dataset"]
 
-_UNSUPPORTED = frozenset({Option.RETAIN_SAFE_PRIVATE, Option.CLEAN_GRAPHICS})
+_UNSUPPORTED = frozenset({Option.CLEAN_GRAPHICS})
 _IDENTIFYING_KEYWORDS = frozenset(
     {"PatientID", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
      "AccessionNumber", "InstitutionName", "InstitutionAddress", "StationName",
@@ -161,9 +163,16 @@ class _Run:
     types: Mapping[tuple[str, ...], AttributeType]
     cleaner: TextCleaner
     options: frozenset[Option]
-    decisions: dict[tuple[tuple[str, ...], int, str], tuple[str, tuple[str, ...]]] = field(
+    decisions: dict[tuple[tuple[str, ...], int, str, str], tuple[str, tuple[str, ...]]] = field(
         default_factory=dict
     )
+
+    def safe_private(self, key: PrivateTag) -> bool:
+        if Option.RETAIN_SAFE_PRIVATE not in self.options:
+            return False
+        return (
+            key in SAFE_PRIVATE or key in SAFE_PRIVATE_SEQUENCES or key in self.profile.safe_private
+        )
 
     def uid(self, value: str) -> str:
         if Option.RETAIN_UIDS in self.options or value in UID_dictionary:
@@ -221,15 +230,22 @@ class _Run:
         # Decide from the tag and VR alone, on the element as read (pydicom converts a value
         # only when it is touched): most elements of a large report are kept, and keeping
         # them unconverted also writes them back byte for byte.
+        creators: list[BaseTag] = []
         for tag in list(dataset.keys()):
             vr = _vr(dataset.get_item(tag), tag)
+            creator = ""
+            if tag.is_private and Option.RETAIN_SAFE_PRIVATE in self.options:
+                if tag.is_private_creator:
+                    creators.append(tag)  # kept while its block keeps an element: see below
+                    continue
+                creator = _creator(dataset, tag)
             # A report repeats the same paths thousands of times: decide each once per run.
-            key = (path, tag, vr)
+            key = (path, tag, vr, creator)
             cached = self.decisions.get(key)
             if cached is None:
-                keyword = _keyword(tag)
+                keyword = _keyword(tag) or _private_name(tag, creator)
                 here = (*path, keyword)
-                cached = self.decisions[key] = (self.decide(tag, vr, keyword, here), here)
+                cached = self.decisions[key] = (self.decide(tag, vr, keyword, here, creator), here)
             action, here = cached
             if action == "K" and vr != "SQ":
                 continue
@@ -237,10 +253,23 @@ class _Run:
                 del dataset[tag]
                 continue
             self.apply(dataset, dataset[tag], action, here)
+        for tag in creators:
+            block = tag.element << 8
+            first = (tag.group << 16) | block
+            if not any(first <= t <= first + 0xFF for t in dataset.keys()):  # noqa: SIM118
+                del dataset[tag]
 
-    def decide(self, tag: BaseTag, vr: str, keyword: str, here: tuple[str, ...]) -> str:
+    def decide(
+        self, tag: BaseTag, vr: str, keyword: str, here: tuple[str, ...], creator: str = ""
+    ) -> str:
         if tag.is_private:
-            return "X"
+            if not self.safe_private((creator, tag.group, tag.element & 0xFF)):
+                return "X"
+            # Safe, so kept; but a UID is still remapped (references must keep resolving)
+            # and a date still follows the date option.
+            if vr == "UI":
+                return "U"
+            return "C" if vr in ("DA", "DT", "SQ") else "K"
         if tag in _PATIENT_IDENTITY and len(here) == 1:
             return "P"
         if keyword in self.profile.remove:
@@ -294,6 +323,20 @@ class _Run:
         elif action == "C":
             element.value = self.clean(element)
         # "K": keep as it is.
+
+
+def _creator(dataset: Dataset, tag: BaseTag) -> str:
+    """The private creator of a private data element, or "" if its block has none."""
+    element = dataset.get((tag.group << 16) | (tag.element >> 8))
+    if element is None or not isinstance(element.value, str | bytes):
+        return ""
+    value = element.value.decode("latin-1") if isinstance(element.value, bytes) else element.value
+    return value.strip(" \0")
+
+
+def _private_name(tag: BaseTag, creator: str) -> str:
+    """A path step for a private element, as TCIA's knowledge base writes one."""
+    return f'({tag.group:04X},"{creator}",{tag.element & 0xFF:02X})'
 
 
 def _identifying_values(dataset: Dataset) -> list[str]:

@@ -3,7 +3,10 @@
 A profile names the options of the Basic Application Level Confidentiality Profile it
 applies and its output level. Profiles compose through ``extends`` (base → modality →
 device → project): options and the ``keep``/``remove`` lists accumulate, the last level
-wins. Unknown keys, options and attribute keywords are refused with file and line. The
+wins. A profile may add private attributes it knows to be safe (``safe_private``, written
+the way TCIA's knowledge base writes them, ``(0019,"GEMS_ACQU_01",23)``) to the standard's
+list that the Retain Safe Private Option keeps. Unknown keys, options, attribute keywords
+and malformed private tags are refused with file and line. The
 SHA-256 of the composed profile is written into every output, so each file says exactly
 which rules made it.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -23,10 +27,14 @@ from pydicom.datadict import tag_for_keyword
 from dicomhaven.deid._table import Option, options_conflict
 from dicomhaven.errors import ConfigError
 
-__all__ = ["BUILTIN_PROFILES", "Level", "Profile", "load_profile"]
+__all__ = ["BUILTIN_PROFILES", "Level", "PrivateTag", "Profile", "load_profile"]
 
 BUILTIN_PROFILES = Path(__file__).with_name("profiles")
-_KEYS = {"name", "extends", "level", "options", "keep", "remove"}
+_KEYS = {"name", "extends", "level", "options", "keep", "remove", "safe_private"}
+_PRIVATE_TAG = re.compile(r'\(([0-9A-Fa-f]{4}),"([^"\\]+)",([0-9A-Fa-f]{2})\)')
+
+#: A private data element by (private creator, odd group, element byte).
+PrivateTag = tuple[str, int, int]
 
 
 class Level(StrEnum):
@@ -46,6 +54,7 @@ class Profile:
     keep: frozenset[str]  # keywords kept whatever the table says (each must be justified)
     remove: frozenset[str]  # keywords removed whatever the table says
     chain: tuple[str, ...]  # the files composed, base first
+    safe_private: frozenset[PrivateTag] = frozenset()  # known safe besides the standard's
 
     def canonical(self) -> dict[str, Any]:
         return {
@@ -54,6 +63,7 @@ class Profile:
             "options": sorted(o.value for o in self.options),
             "keep": sorted(self.keep),
             "remove": sorted(self.remove),
+            "safe_private": [_private_text(t) for t in sorted(self.safe_private)],
         }
 
     @property
@@ -102,6 +112,27 @@ def _keywords(values: Any, path: Path, line: int, key: str) -> frozenset[str]:
     return frozenset(values)
 
 
+def _private_text(tag: PrivateTag) -> str:
+    creator, group, element = tag
+    return f'({group:04X},"{creator}",{element:02X})'
+
+
+def _private_tags(values: Any, path: Path, line: int) -> frozenset[PrivateTag]:
+    form = '(gggg,"CREATOR",ee), e.g. (0019,"GEMS_ACQU_01",23)'
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{path}:{line}: 'safe_private' must be a list of {form}")
+    tags = set()
+    for value in values:
+        match = _PRIVATE_TAG.fullmatch(value.strip())
+        if match is None:
+            raise ConfigError(f"{path}:{line}: '{value}' in 'safe_private' is not {form}")
+        group = int(match.group(1), 16)
+        if group % 2 == 0 or group < 0x0009:
+            raise ConfigError(f"{path}:{line}: '{value}' in 'safe_private' is not a private group")
+        tags.add((match.group(2), group, int(match.group(3), 16)))
+    return frozenset(tags)
+
+
 def load_profile(reference: str | Path, _seen: tuple[Path, ...] = ()) -> Profile:
     """Load a profile by built-in name (``publication``) or file path, with its ancestors."""
     path = _find(str(reference), _seen[-1] if _seen else None).resolve()
@@ -139,6 +170,7 @@ def load_profile(reference: str | Path, _seen: tuple[Path, ...] = ()) -> Profile
     remove = _keywords(data.get("remove", []), path, lines.get("remove", 1), "remove")
     if keep & remove:
         raise ConfigError(f"{path}: {', '.join(sorted(keep & remove))} both kept and removed")
+    safe_private = _private_tags(data.get("safe_private", []), path, lines.get("safe_private", 1))
     name = data.get("name", path.stem)
     return Profile(
         name=str(name),
@@ -147,4 +179,5 @@ def load_profile(reference: str | Path, _seen: tuple[Path, ...] = ()) -> Profile
         keep=(parent.keep if parent else frozenset()) | keep,
         remove=(parent.remove if parent else frozenset()) | remove,
         chain=((*parent.chain,) if parent else ()) + (path.name,),
+        safe_private=(parent.safe_private if parent else frozenset()) | safe_private,
     )
