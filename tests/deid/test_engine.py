@@ -172,16 +172,6 @@ def test_pydicom_files_deidentify_and_write(name: str) -> None:
             assert str(element.value) not in names, element.keyword
 
 
-def test_unsupported_option_is_refused(tmp_path: Path) -> None:
-    from dicomhaven.errors import ConfigError
-
-    profile = tmp_path / "p.yaml"
-    profile.write_text("extends: base\noptions: [clean_graphics]\n")
-    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
-    with pytest.raises(ConfigError, match="Clean Graphics Option, which is not supported"):
-        deidentify(ds, load_profile(profile), context(ProjectKeys("p", bytes(32)), "BCDFGHJKLMNP"))
-
-
 def test_character_sets_survive_and_names_go() -> None:
     from tests.corpora import pydicom_charset_files
 

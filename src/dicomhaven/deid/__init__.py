@@ -6,7 +6,7 @@ source by ``scripts/generate_annex_e.py``; and the IOD adapter that resolves its
 codes (X/Z, X/D, X/Z/D, Z/D, X/Z/U*) by each attribute's Type in the object's IOD.
 """
 
-from dicomhaven.deid._engine import DeidContext, deidentify, unsupported_options, write_dataset
+from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._iod import AttributeType, attribute_types, iod_name, resolve_action
 from dicomhaven.deid._profile import BUILTIN_PROFILES, Level, Profile, load_profile
 from dicomhaven.deid._stage import HELD_REASON, HeaderStage
@@ -44,6 +44,5 @@ __all__ = [
     "load_profile",
     "options_conflict",
     "resolve_action",
-    "unsupported_options",
     "write_dataset",
 ]

@@ -13,7 +13,10 @@ For each element, in every sequence item at any depth:
 5. an attribute the table does not name is kept, except that UIDs not defined by the
    standard are remapped, person names are removed (or emptied where the IOD needs them),
    dates follow the date option, free text is cleaned, and public elements of unknown VR
-   are removed (they may hide text).
+   are removed (they may hide text);
+6. overlay (60xx) and curve (50xx) groups are removed whole, and the text of graphic
+   annotations becomes a dummy, unless the Clean Graphics Option keeps them with their
+   text cleaned (the overlay bitmaps are pixels, checked by the pixel stage).
 
 UIDs map to ``2.25.`` UIDs keyed by the project's secret, so the same input UID gives the
 same output everywhere and references keep resolving. Dates move by the patient's own
@@ -43,12 +46,10 @@ from dicomhaven.deid._profile import PrivateTag, Profile
 from dicomhaven.deid._safe_private import SAFE_PRIVATE, SAFE_PRIVATE_SEQUENCES
 from dicomhaven.deid._table import Option, attribute_rule
 from dicomhaven.deid._text import TextCleaner
-from dicomhaven.errors import ConfigError
 from dicomhaven.identity import ProjectKeys
 
-__all__ = ["DeidContext", "deidentify", "unsupported_options", "write_dataset"]
+__all__ = ["DeidContext", "deidentify", "write_dataset"]
 
-_UNSUPPORTED = frozenset({Option.CLEAN_GRAPHICS})
 _IDENTIFYING_KEYWORDS = frozenset(
     {"PatientID", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
      "AccessionNumber", "InstitutionName", "InstitutionAddress", "StationName",
@@ -128,10 +129,6 @@ def _vr(element: object, tag: int) -> str:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
-
-
-def unsupported_options(profile: Profile) -> frozenset[Option]:
-    return profile.options & _UNSUPPORTED
 
 
 @dataclass(frozen=True)
@@ -307,6 +304,8 @@ class _Run:
                 return
             for item in element.value:
                 self.walk(item, here)
+                if action == "D":
+                    _dummy_text(item)
             if not element.value and self.type_of(here) is AttributeType.TYPE_3:
                 # An empty optional sequence says nothing, and some validators read a
                 # zero-item sequence as a broken one: leave it out.
@@ -323,6 +322,18 @@ class _Run:
         elif action == "C":
             element.value = self.clean(element)
         # "K": keep as it is.
+
+
+def _dummy_text(dataset: Dataset) -> None:
+    """A sequence given a dummy (Graphic Annotation Sequence without the Clean Graphics
+    Option) keeps its structure and geometry, but every text it holds, at any depth, becomes
+    the dummy text: annotations drawn on an image are where a name is typed."""
+    for element in dataset:
+        if element.VR == "SQ":
+            for item in element.value:
+                _dummy_text(item)
+        elif element.VR in _TEXT_VRS and element.value:
+            element.value = _DUMMIES[element.VR]
 
 
 def _creator(dataset: Dataset, tag: BaseTag) -> str:
@@ -358,9 +369,9 @@ def _identifying_values(dataset: Dataset) -> list[str]:
 
 
 def _remove_graphics_groups(dataset: Dataset) -> None:
-    """Remove whole overlay (60xx) and curve (50xx) groups: Table E.1-1 removes their data,
-    and an overlay plane left without its data is an invalid module. (The Clean Graphics
-    Option, which would keep them cleaned, is not offered yet.)"""
+    """Remove whole overlay (60xx) and curve (50xx) groups: without the Clean Graphics
+    Option, Table E.1-1 removes their data, and an overlay plane left without its data is an
+    invalid module."""
     for tag in list(dataset.keys()):
         group = tag.group
         if (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E) and group % 2 == 0:
@@ -391,10 +402,6 @@ def _mark(dataset: Dataset, profile: Profile) -> None:
 
 def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
     """De-identify ``dataset`` in place (its file meta too, when it has one)."""
-    unsupported = unsupported_options(profile)
-    if unsupported:
-        names = ", ".join(sorted(o.standard_name for o in unsupported))
-        raise ConfigError(f"profile '{profile.name}' asks for {names}, which is not supported yet")
     sop_class = str(dataset.get("SOPClassUID", ""))
     # Every name and patient identifier the header itself carries, at any depth, is a value
     # to cut from free text: a clinician named in Referring Physician's Name is also cut
@@ -407,7 +414,8 @@ def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
         cleaner=TextCleaner.for_values(known),
         options=profile.options,
     )
-    _remove_graphics_groups(dataset)
+    if Option.CLEAN_GRAPHICS not in profile.options:
+        _remove_graphics_groups(dataset)
     run.walk(dataset, ())
     _mark(dataset, profile)
     meta = getattr(dataset, "file_meta", None)
