@@ -92,9 +92,10 @@ def _errors(path: Path) -> set[str]:
     proc = subprocess.run(
         [require_tool("dciodvfy"), "-new", str(path)], capture_output=True, encoding="latin-1"
     )
-    # The same error about a value that de-identification replaced is not a new error.
+    # The same error about a value that de-identification replaced is not a new error, nor
+    # is one whose item number moved because an earlier SR content item was removed.
     return {
-        re.sub(r"=\s*<[^>]*>", "=<>", line)
+        re.sub(r"\[\d+\]", "[n]", re.sub(r"=\s*<[^>]*>", "=<>", line))
         for line in proc.stderr.splitlines()
         if line.startswith("Error")
     }

@@ -193,3 +193,44 @@ def test_character_sets_survive_and_names_go() -> None:
             for part in name.replace("^", " ").replace("=", " ").split():
                 if len(part) >= 3:
                     assert part not in values, (path.name, part)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("20240101", "20231120"),
+        ("20240101-20240201", "20231120-20231221"),  # a range: both ends move
+        ("-20240201", "-20231221"),
+        ("20240101-", "20231120-"),
+        ("20240101120000-0500", "20231120120000-0500"),  # a time zone, not a range
+        ("2024xx01-20240101", ""),  # unreadable: removed, never half-moved
+    ],
+)
+def test_dates_and_date_ranges_move_by_the_offset(value: str, expected: str) -> None:
+    from dicomhaven.deid._engine import _shift_date
+
+    assert _shift_date(value, datetime.timedelta(days=-42)) == expected
+
+
+def test_retained_identity_is_not_cut_from_free_text_and_ae_titles_are_cleaned(
+    tmp_path: Path,
+) -> None:
+    def run(options: str) -> Dataset:
+        ds = Dataset()
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        ds.SOPInstanceUID = "1.2.826.0.1.3680043.9.9999.30"
+        ds.PatientName = "EXAMPLESON^EXAMPLE"
+        ds.InstitutionName = "Exampleford General"
+        ds.StationAETitle = "EXAMPLESON"  # an AE title that happens to hold the name
+        ds.StudyDescription = "Exampleford General protocol"
+        path = tmp_path / "p.yaml"
+        path.write_text(f"extends: base\noptions: [clean_descriptors, {options}]\n")
+        deidentify(ds, load_profile(path), context(ProjectKeys("p", bytes(32)), "BCDFGHJKLMNP"))
+        return ds
+
+    plain = run("")
+    assert "Exampleford" not in plain.StudyDescription
+    kept = run("retain_institution_identity, retain_device_identity")
+    assert kept.InstitutionName == "Exampleford General"
+    assert kept.StudyDescription == "Exampleford General protocol"
+    assert "EXAMPLESON" not in str(kept.StationAETitle)  # C: cleaned, not kept verbatim

@@ -44,7 +44,7 @@ from dicomhaven import __version__
 from dicomhaven.deid._iod import AttributeType, attribute_types, resolve_action
 from dicomhaven.deid._profile import PrivateTag, Profile
 from dicomhaven.deid._safe_private import SAFE_PRIVATE, SAFE_PRIVATE_SEQUENCES
-from dicomhaven.deid._table import Option, attribute_rule
+from dicomhaven.deid._table import Option, attribute_rule, content_item_rules
 from dicomhaven.deid._text import TextCleaner
 from dicomhaven.identity import ProjectKeys
 
@@ -68,6 +68,12 @@ _REGISTRY_UIDS = frozenset(
      "TemplateExtensionOrganizationUID", "TemplateExtensionCreatorUID", "ContextUID"}
 )  # fmt: skip
 _TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+#: Where an SR content item of each value type holds its value.
+_CONTENT_VALUE_TAGS = {
+    "TEXT": 0x0040A160, "PNAME": 0x0040A123, "DATE": 0x0040A121, "TIME": 0x0040A122,
+    "DATETIME": 0x0040A120, "NUM": 0x0040A300, "CODE": 0x0040A168,
+}  # fmt: skip
+_REFERENCE_VALUE_TYPES = frozenset({"IMAGE", "COMPOSITE", "WAVEFORM", "UIDREF"})
 _PATIENT_IDENTITY = frozenset({0x00100010, 0x00100020})
 _DUMMIES: dict[str, object] = {
     "DA": "19000101",
@@ -146,6 +152,19 @@ class DeidContext:
 
 
 def _shift_date(value: str, offset: datetime.timedelta) -> str:
+    """Move a DA or DT value, or a range of them (``A-B``, either end open), by ``offset``;
+    "" when any part cannot be read. A DT's ``-HHMM`` time zone is not a range."""
+    start, dash, end = value.partition("-")
+    if dash and (end == "" or len(end) >= 8):
+        parts = (start, end)
+        moved = [_shift_one(part, offset) if part else "" for part in parts]
+        if any(part and not new for part, new in zip(parts, moved, strict=True)):
+            return ""
+        return "-".join(moved)
+    return _shift_one(value, offset)
+
+
+def _shift_one(value: str, offset: datetime.timedelta) -> str:
     try:
         day = datetime.datetime.strptime(value[:8], "%Y%m%d").date()
     except ValueError:
@@ -203,7 +222,7 @@ class _Run:
     def clean(self, element: DataElement) -> object:
         if element.VR in ("DA", "DT", "TM"):
             return self.date(element)
-        if element.VR in _TEXT_VRS and element.keyword not in _CODED_TEXT:
+        if (element.VR in _TEXT_VRS or element.VR == "AE") and element.keyword not in _CODED_TEXT:
             return self._map_values(element, self.cleaner.clean)
         if element.VR == "PN":
             return None
@@ -223,12 +242,15 @@ class _Run:
     def type_of(self, path: tuple[str, ...]) -> AttributeType | None:
         return self.types.get(path)
 
-    def walk(self, dataset: Dataset, path: tuple[str, ...]) -> None:
+    def walk(self, dataset: Dataset, path: tuple[str, ...], skip: int | None = None) -> None:
+        """Apply the profile to every element of ``dataset`` (but ``skip``, already done)."""
         # Decide from the tag and VR alone, on the element as read (pydicom converts a value
         # only when it is touched): most elements of a large report are kept, and keeping
         # them unconverted also writes them back byte for byte.
         creators: list[BaseTag] = []
         for tag in list(dataset.keys()):
+            if tag == skip:
+                continue
             vr = _vr(dataset.get_item(tag), tag)
             creator = ""
             if tag.is_private and Option.RETAIN_SAFE_PRIVATE in self.options:
@@ -295,6 +317,39 @@ class _Run:
             return "C"
         return "K"
 
+    def content_item(self, item: Dataset, path: tuple[str, ...]) -> bool:
+        """Clean one SR content item by its concept name (Table E.3.4-1); False to drop it.
+
+        References (IMAGE, COMPOSITE, WAVEFORM, UIDREF) are kept whatever the table says:
+        their UIDs are remapped with the project's key like every other UID, so they still
+        resolve and identify nothing. A combined code (X/D) takes its dummy, which keeps
+        the report's template whole.
+        """
+        names = item.get("ConceptNameCodeSequence")
+        rule = None
+        if names:
+            name = names[0]
+            key = (str(name.get("CodingSchemeDesignator", "")), str(name.get("CodeValue", "")))
+            rule = content_item_rules().get(key)
+        value_type = str(item.get("ValueType", ""))
+        if rule is None or value_type in _REFERENCE_VALUE_TYPES:
+            self.walk(item, path)
+            return True
+        action = rule.action(self.options).split("/")[-1]
+        if action == "X":
+            return False
+        value_tag = _CONTENT_VALUE_TAGS.get(value_type)
+        element = item.get(value_tag) if value_tag is not None else None
+        if element is None or action == "K":
+            self.walk(item, path, skip=value_tag if action == "K" else None)
+            return True
+        if action == "D":
+            element.value = _DUMMIES.get(element.VR)
+        elif action == "C":
+            element.value = self.clean(element)
+        self.walk(item, path, skip=value_tag)
+        return True
+
     def apply(
         self, dataset: Dataset, element: DataElement, action: str, here: tuple[str, ...]
     ) -> None:
@@ -302,10 +357,13 @@ class _Run:
             if action == "Z":
                 element.value = Sequence([])
                 return
-            for item in element.value:
-                self.walk(item, here)
-                if action == "D":
-                    _dummy_text(item)
+            if here[-1] == "ContentSequence" and Option.CLEAN_STRUCTURED_CONTENT in self.options:
+                element.value = Sequence([i for i in element.value if self.content_item(i, here)])
+            else:
+                for item in element.value:
+                    self.walk(item, here)
+                    if action == "D":
+                        _dummy_text(item)
             if not element.value and self.type_of(here) is AttributeType.TYPE_3:
                 # An empty optional sequence says nothing, and some validators read a
                 # zero-item sequence as a broken one: leave it out.
@@ -328,12 +386,15 @@ def _dummy_text(dataset: Dataset) -> None:
     """A sequence given a dummy (Graphic Annotation Sequence without the Clean Graphics
     Option) keeps its structure and geometry, but every text it holds, at any depth, becomes
     the dummy text: annotations drawn on an image are where a name is typed."""
-    for element in dataset:
-        if element.VR == "SQ":
-            for item in element.value:
+    for tag in dataset.keys():  # noqa: SIM118 -- iterating a Dataset converts every element
+        vr = _vr(dataset.get_item(tag), tag)
+        if vr == "SQ":
+            for item in dataset[tag].value:
                 _dummy_text(item)
-        elif element.VR in _TEXT_VRS and element.value:
-            element.value = _DUMMIES[element.VR]
+        elif vr in _TEXT_VRS and _keyword(tag) not in _CODED_TEXT:
+            element = dataset[tag]
+            if element.value:
+                element.value = _DUMMIES[vr]
 
 
 def _creator(dataset: Dataset, tag: BaseTag) -> str:
@@ -350,7 +411,14 @@ def _private_name(tag: BaseTag, creator: str) -> str:
     return f'({tag.group:04X},"{creator}",{tag.element & 0xFF:02X})'
 
 
-def _identifying_values(dataset: Dataset) -> list[str]:
+#: Values that stop being cut from free text when an option retains them.
+_RETAINED_BY = {
+    Option.RETAIN_INSTITUTION_IDENTITY: frozenset({"InstitutionName", "InstitutionAddress"}),
+    Option.RETAIN_DEVICE_IDENTITY: frozenset({"StationName"}),
+}
+
+
+def _identifying_values(dataset: Dataset, retained: frozenset[str] = frozenset()) -> list[str]:
     """Every person name and patient identifier the header carries, at any depth: values to
     cut from free text (a clinician named in Referring Physician's Name is also cut from
     Additional Patient History). Only those elements and sequences are converted."""
@@ -359,8 +427,10 @@ def _identifying_values(dataset: Dataset) -> list[str]:
         vr = _vr(dataset.get_item(tag), tag)
         if vr == "SQ":
             for item in dataset[tag].value:
-                found.extend(_identifying_values(item))
-        elif vr == "PN" or _keyword(tag) in _IDENTIFYING_KEYWORDS:
+                found.extend(_identifying_values(item, retained))
+        elif vr == "PN" or (
+            _keyword(tag) in _IDENTIFYING_KEYWORDS and _keyword(tag) not in retained
+        ):
             element = dataset[tag]
             if element.value:
                 values = element.value if element.VM > 1 else [element.value]
@@ -406,7 +476,8 @@ def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
     # Every name and patient identifier the header itself carries, at any depth, is a value
     # to cut from free text: a clinician named in Referring Physician's Name is also cut
     # from Additional Patient History.
-    known = [*ctx.known_values, *_identifying_values(dataset)]
+    retained = frozenset().union(*(_RETAINED_BY.get(o, frozenset()) for o in profile.options))
+    known = [*ctx.known_values, *_identifying_values(dataset, retained)]
     run = _Run(
         profile=profile,
         ctx=ctx,

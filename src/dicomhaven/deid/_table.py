@@ -60,6 +60,12 @@ class Option(StrEnum):
     @property
     def standard_name(self) -> str:
         """The option's name as the standard writes it, e.g. 'Retain UIDs Option'."""
+        dates = {
+            "retain_longitudinal_full_dates": "Retain Longitudinal Temporal Information with Full Dates Option",
+            "retain_longitudinal_modified_dates": "Retain Longitudinal Temporal Information with Modified Dates Option",
+        }  # fmt: skip
+        if self.value in dates:
+            return dates[self.value]
         words = {"uids": "UIDs"}
         return " ".join(words.get(w, w.capitalize()) for w in self.value.split("_")) + " Option"
 
