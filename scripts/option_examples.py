@@ -64,8 +64,11 @@ COMMON: Mapping[str, object] = {
 }
 
 #: A row of the table: a keyword or tag at the top level, or a path of them through
-#: sequences (the first item of each sequence is followed).
+#: sequences (the first item of each sequence is followed, or the SR content item whose
+#: concept name has the meaning given as ``"@Meaning"``).
 Row = str | int | tuple[str | int, ...]
+ENHANCED_SR = "1.2.840.10008.5.1.4.1.1.88.22"
+_KINDS = {"CT": "CT image", "SR": "structured report"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,78 @@ _DATES: Mapping[str, object] = {
     "PatientBirthDate": "19700101",
 }
 
+
+def _private_blocks(ds: Dataset) -> None:
+    acquisition = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
+    acquisition.add_new(0x23, "DS", "1.375")  # Table E.3.10-1 lists it as safe
+    acquisition.add_new(0x02, "SL", 1024)  # not listed
+    other = ds.private_block(0x0029, "EXAMPLE VENDOR 1.0", create=True)
+    other.add_new(0x01, "LO", "EXAMPLE^PATIENT ward 7")
+
+
+def _annotated(ds: Dataset) -> None:
+    ds.add_new(0x60000010, "US", 8)  # Overlay Rows
+    ds.add_new(0x60000011, "US", 8)  # Overlay Columns
+    ds.add_new(0x60000022, "LO", "Marked by Dr Ann Sample")  # Overlay Description
+    ds.add_new(0x60000040, "CS", "G")  # Overlay Type
+    ds.add_new(0x60000050, "SS", [1, 1])  # Overlay Origin
+    ds.add_new(0x60000100, "US", 1)  # Overlay Bits Allocated
+    ds.add_new(0x60000102, "US", 0)  # Overlay Bit Position
+    ds.add_new(0x60003000, "OW", bytes(8))  # Overlay Data
+    text = Dataset()
+    text.UnformattedTextValue = "EXAMPLE PATIENT: lesion 12 mm"
+    text.AnchorPointAnnotationUnits = "PIXEL"
+    text.AnchorPoint = [4.0, 4.0]
+    text.AnchorPointVisibility = "N"
+    annotation = Dataset()
+    annotation.GraphicLayer = "MEASURE"
+    annotation.TextObjectSequence = Sequence([text])
+    ds.GraphicAnnotationSequence = Sequence([annotation])
+
+
+def _content_item(value_type: str, code: str, meaning: str, **values: object) -> Dataset:
+    item = Dataset()
+    item.RelationshipType = "CONTAINS"
+    item.ValueType = value_type
+    name = Dataset()
+    name.CodeValue = code
+    name.CodingSchemeDesignator = "DCM"
+    name.CodeMeaning = meaning
+    item.ConceptNameCodeSequence = Sequence([name])
+    for keyword, value in values.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def _report(ds: Dataset) -> None:
+    ds.SOPClassUID = ENHANCED_SR
+    ds.Modality = "SR"
+    ds.ValueType = "CONTAINER"
+    image = Dataset()
+    image.ReferencedSOPClassUID = CT_IMAGE_STORAGE
+    image.ReferencedSOPInstanceUID = "1.2.3.4.1.1.1"
+    ds.ContentSequence = Sequence(
+        [
+            _content_item("TEXT", "121022", "Accession Number", TextValue="EXAMPLE-ACC-1"),
+            _content_item("PNAME", "121008", "Person Observer Name", PersonName="OBSERVER^ANN"),
+            _content_item(
+                "TEXT", "121016", "Device Observer Serial Number", TextValue="SN-EXAMPLE-0001"
+            ),
+            _content_item("TEXT", "121106", "Comment", TextValue="EXAMPLE PATIENT: no change"),
+            _content_item("DATETIME", "111526", "DateTime Started", DateTime="20240307093512"),
+            _content_item(
+                "IMAGE", "113795", "Acquired Image", ReferencedSOPSequence=Sequence([image])
+            ),
+        ]
+    )
+
+
 EXAMPLES: tuple[Example, ...] = (
+    Example(
+        Option.RETAIN_SAFE_PRIVATE,
+        rows=(0x00191023, 0x00191002, 0x00291001),
+        build=_private_blocks,
+    ),
     Example(
         Option.RETAIN_UIDS,
         rows=(
@@ -154,6 +228,32 @@ EXAMPLES: tuple[Example, ...] = (
             "AdditionalPatientHistory": "Referred by Referrer; NHS 999 000 1235; tel 01632 960001",
         },
     ),
+    Example(
+        Option.CLEAN_STRUCTURED_CONTENT,
+        rows=(
+            ("ContentSequence", "@Accession Number", "TextValue"),
+            ("ContentSequence", "@Person Observer Name", "PersonName"),
+            ("ContentSequence", "@Device Observer Serial Number", "TextValue"),
+            ("ContentSequence", "@Comment", "TextValue"),
+            ("ContentSequence", "@DateTime Started", "DateTime"),
+            (
+                "ContentSequence",
+                "@Acquired Image",
+                "ReferencedSOPSequence",
+                "ReferencedSOPInstanceUID",
+            ),
+        ),
+        build=_report,
+    ),
+    Example(
+        Option.CLEAN_GRAPHICS,
+        rows=(
+            0x60000022,
+            0x60003000,
+            ("GraphicAnnotationSequence", "TextObjectSequence", "UnformattedTextValue"),
+        ),
+        build=_annotated,
+    ),
 )
 
 
@@ -188,19 +288,33 @@ def _tag(step: str | int) -> BaseTag:
     return Tag(tag)
 
 
+def _meaning(item: Dataset) -> str:
+    names = item.get("ConceptNameCodeSequence")
+    return str(names[0].get("CodeMeaning", "")) if names else ""
+
+
+def _item(element: DataElement, step: str | int | None) -> Dataset | None:
+    """The item a path goes on through: the first, or the SR content item named ``@Meaning``."""
+    if element.VR != "SQ" or not element.value:
+        return None
+    if isinstance(step, str) and step.startswith("@"):
+        return next((i for i in element.value if _meaning(i) == step[1:]), None)
+    return element.value[0]
+
+
 def _find(ds: Dataset, row: Row) -> DataElement | None:
-    steps = row if isinstance(row, tuple) else (row,)
-    current = ds
+    steps = [s for s in (row if isinstance(row, tuple) else (row,))]
+    current: Dataset | None = ds
     for number, step in enumerate(steps):
+        if isinstance(step, str) and step.startswith("@"):
+            continue  # chose the item, below
         tag = _tag(step)
-        if tag not in current:
+        if current is None or tag not in current:
             return None
         element = current[tag]
         if number == len(steps) - 1:
             return element
-        if element.VR != "SQ" or not element.value:
-            return None
-        current = element.value[0]
+        current = _item(element, steps[number + 1])
     return None
 
 
@@ -208,7 +322,10 @@ def _label(ds: Dataset | None, row: Row) -> str:
     """Keyword and tag of each step; a private step as TCIA writes it, with its creator."""
     steps = row if isinstance(row, tuple) else (row,)
     parts = []
-    for step in steps:
+    for number, step in enumerate(steps):
+        if isinstance(step, str) and step.startswith("@"):
+            parts.append(f"“{step[1:]}”")
+            continue
         tag = _tag(step)
         if tag.is_private:
             creator = ds.get(Tag(tag.group, tag.element >> 8)) if ds is not None else None
@@ -217,11 +334,8 @@ def _label(ds: Dataset | None, row: Row) -> str:
         else:
             parts.append(f"{keyword_for_tag(tag)} ({tag.group:04X},{tag.element:04X})")
         element = ds.get(tag) if ds is not None else None
-        ds = (
-            element.value[0]
-            if element is not None and element.VR == "SQ" and element.value
-            else None
-        )
+        following = steps[number + 1] if number + 1 < len(steps) else None
+        ds = _item(element, following) if element is not None else None
     return " › ".join(parts)
 
 
@@ -254,7 +368,7 @@ def example_block(option: Option) -> str:
         "<!-- generated by scripts/option_examples.py: edit the script, then run it with"
         " --write -->",
         "",
-        f"A synthetic CT image of `EXAMPLE^PATIENT`, de-identified with the `base` profile"
+        f"A synthetic {_KINDS.get(str(source.Modality), 'object')} of `EXAMPLE^PATIENT`, de-identified with the `base` profile"
         f" and with `base` plus `{option.value}`, under a fixed example secret (this"
         f" patient's date offset: {context.date_offset.days} days).",
         "",
