@@ -6,7 +6,8 @@
     ├── ConfigError            settings or a config file is wrong (names the file and key)
     ├── SiteError              the site folder is missing, incomplete or not initialised
     ├── InvalidIdentifier      a patient identifier failed validation (never carries the value)
-    └── LedgerError            the ledger refused a transition or found an inconsistency
+    ├── LedgerError            the ledger refused a transition or found an inconsistency
+    └── UnsafeContent          an object holds an identifier that cannot be removed from it
 
 Messages say what was expected, what was received and how to fix it, and never contain a
 patient identifier. Libraries raise; only the CLI turns errors into exit codes.
@@ -14,7 +15,14 @@ patient identifier. Libraries raise; only the CLI turns errors into exit codes.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DicomHavenError", "InvalidIdentifier", "LedgerError", "SiteError"]
+__all__ = [
+    "ConfigError",
+    "DicomHavenError",
+    "InvalidIdentifier",
+    "LedgerError",
+    "SiteError",
+    "UnsafeContent",
+]
 
 
 class DicomHavenError(Exception):
@@ -35,3 +43,9 @@ class InvalidIdentifier(DicomHavenError):
 
 class LedgerError(DicomHavenError):
     """A ledger transition is not allowed, or the ledger is inconsistent."""
+
+
+class UnsafeContent(DicomHavenError):
+    """An object holds an identifier in an attribute that its IOD requires and that cannot be
+    cleaned (text inside binary data, say): it must be held, not released. The message names
+    the attribute, never the value."""

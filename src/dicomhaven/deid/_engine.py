@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from dicomhaven.deid._profile import PrivateTag, Profile
 from dicomhaven.deid._safe_private import SAFE_PRIVATE, SAFE_PRIVATE_SEQUENCES
 from dicomhaven.deid._table import Option, attribute_rule, content_item_rules
 from dicomhaven.deid._text import TextCleaner
+from dicomhaven.errors import UnsafeContent
 from dicomhaven.identity import ProjectKeys
 
 __all__ = ["DeidContext", "deidentify", "write_dataset"]
@@ -74,6 +76,16 @@ _CONTENT_VALUE_TAGS = {
     "DATETIME": 0x0040A120, "NUM": 0x0040A300, "CODE": 0x0040A168,
 }  # fmt: skip
 _REFERENCE_VALUE_TYPES = frozenset({"IMAGE", "COMPOSITE", "WAVEFORM", "UIDREF"})
+#: Binary values that are pixels: the pixel stage's, not searched for text here.
+_PIXEL_KEYWORDS = frozenset(
+    {"PixelData", "FloatPixelData", "DoubleFloatPixelData", "OverlayData",
+     "SpectroscopyData"}
+)  # fmt: skip
+#: Runs of printable text inside binary data: single-byte, and UTF-16 little endian.
+_TEXT_RUNS = re.compile(rb"[\x20-\x7e]{4,}|(?:[\x20-\x7e]\x00){4,}")
+_TYPES_REQUIRED = frozenset(
+    {AttributeType.TYPE_1, AttributeType.TYPE_1C, AttributeType.TYPE_2, AttributeType.TYPE_2C}
+)
 _PATIENT_IDENTITY = frozenset({0x00100010, 0x00100020})
 _DUMMIES: dict[str, object] = {
     "DA": "19000101",
@@ -295,6 +307,8 @@ class _Run:
             return "X"
         if keyword in self.profile.keep or keyword in _CODED_TEXT:
             return "K"
+        if keyword == "PatientAge" and self.profile.band_ages:
+            return "A"
         rule = attribute_rule(int(tag))
         if rule is not None:
             kind = self.type_of(here)
@@ -315,6 +329,8 @@ class _Run:
             return "Z" if kind in (AttributeType.TYPE_2, AttributeType.TYPE_2C) else "X"
         if vr in ("DA", "DT") or vr in _TEXT_VRS or vr == "UI" or vr == "SQ":
             return "C"
+        if vr in ("OB", "OW", "OB or OW") and keyword not in _PIXEL_KEYWORDS:
+            return "B"  # binary, but it may hide text
         return "K"
 
     def content_item(self, item: Dataset, path: tuple[str, ...]) -> bool:
@@ -379,7 +395,27 @@ class _Run:
             element.value = self._map_values(element, self.uid_of(element.keyword))
         elif action == "C":
             element.value = self.clean(element)
-        # "K": keep as it is.
+        elif action == "A":
+            element.value = _band_age(str(element.value or ""), self.profile.band_ages)
+        elif action == "B" and self.hides_text(element):
+            if self.type_of(here) in _TYPES_REQUIRED:
+                raise UnsafeContent(
+                    f"{element.keyword or element.tag} holds identifying text inside binary "
+                    "data that its IOD requires: it cannot be removed"
+                )
+            del dataset[element.tag]
+        # "K", and "B" with nothing found: keep as it is.
+
+    def hides_text(self, element: DataElement) -> bool:
+        """Whether a binary value holds, as plain or UTF-16 text, a known value of the
+        patient's or an NHS or CHI number: a vendor's blob with the patient's name in it."""
+        value = element.value
+        if not isinstance(value, bytes):
+            return False
+        runs = _TEXT_RUNS.findall(value)
+        return any(
+            self.cleaner.finds_identifier(run.replace(b"\x00", b"").decode("ascii")) for run in runs
+        )
 
 
 def _dummy_text(dataset: Dataset) -> None:
@@ -395,6 +431,19 @@ def _dummy_text(dataset: Dataset) -> None:
             element = dataset[tag]
             if element.value:
                 element.value = _DUMMIES[vr]
+
+
+def _band_age(value: str, width: int) -> str:
+    """A Patient's Age as the lower bound of its ``width``-year band, in years; ages of 90 or
+    more as ``090Y`` (few people are that old, so an exact age narrows them down); "" when
+    unreadable. Ages in days, weeks or months are under a year: ``000Y``."""
+    match = re.fullmatch(r"(\d{3})([DWMY])", value.strip())
+    if match is None:
+        return ""
+    years = int(match.group(1)) if match.group(2) == "Y" else 0
+    if years >= 90:
+        return "090Y"
+    return f"{years - years % width:03d}Y"
 
 
 def _creator(dataset: Dataset, tag: BaseTag) -> str:

@@ -6,7 +6,8 @@ device → project): options and the ``keep``/``remove`` lists accumulate, the l
 wins. A profile may add private attributes it knows to be safe (``safe_private``, written
 the way TCIA's knowledge base writes them, ``(0019,"GEMS_ACQU_01",23)``) to the standard's
 list that the Retain Safe Private Option keeps. Unknown keys, options, attribute keywords
-and malformed private tags are refused with file and line. The
+and malformed private tags are refused with file and line. ``band_ages: 5`` keeps Patient's
+Age in five-year bands (90 and over as one band) where the table would remove it. The
 SHA-256 of the composed profile is written into every output, so each file says exactly
 which rules made it.
 """
@@ -30,7 +31,7 @@ from dicomhaven.errors import ConfigError
 __all__ = ["BUILTIN_PROFILES", "Level", "PrivateTag", "Profile", "load_profile"]
 
 BUILTIN_PROFILES = Path(__file__).with_name("profiles")
-_KEYS = {"name", "extends", "level", "options", "keep", "remove", "safe_private"}
+_KEYS = {"name", "extends", "level", "options", "keep", "remove", "safe_private", "band_ages"}
 _PRIVATE_TAG = re.compile(r'\(([0-9A-Fa-f]{4}),"([^"\\]+)",([0-9A-Fa-f]{2})\)')
 
 #: A private data element by (private creator, odd group, element byte).
@@ -55,6 +56,7 @@ class Profile:
     remove: frozenset[str]  # keywords removed whatever the table says
     chain: tuple[str, ...]  # the files composed, base first
     safe_private: frozenset[PrivateTag] = frozenset()  # known safe besides the standard's
+    band_ages: int = 0  # keep Patient's Age in bands of this many years (0: as the table says)
 
     def canonical(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class Profile:
             "keep": sorted(self.keep),
             "remove": sorted(self.remove),
             "safe_private": [_private_text(t) for t in sorted(self.safe_private)],
+            "band_ages": self.band_ages,
         }
 
     @property
@@ -171,6 +174,12 @@ def load_profile(reference: str | Path, _seen: tuple[Path, ...] = ()) -> Profile
     if keep & remove:
         raise ConfigError(f"{path}: {', '.join(sorted(keep & remove))} both kept and removed")
     safe_private = _private_tags(data.get("safe_private", []), path, lines.get("safe_private", 1))
+    band_ages = data.get("band_ages", parent.band_ages if parent else 0)
+    if not isinstance(band_ages, int) or isinstance(band_ages, bool) or not 0 <= band_ages <= 30:
+        raise ConfigError(
+            f"{path}:{lines.get('band_ages', 1)}: 'band_ages' must be a whole number of years "
+            "from 1 to 30, or 0 for no banding"
+        )
     name = data.get("name", path.stem)
     return Profile(
         name=str(name),
@@ -180,4 +189,5 @@ def load_profile(reference: str | Path, _seen: tuple[Path, ...] = ()) -> Profile
         remove=(parent.remove if parent else frozenset()) | remove,
         chain=((*parent.chain,) if parent else ()) + (path.name,),
         safe_private=(parent.safe_private if parent else frozenset()) | safe_private,
+        band_ages=band_ages,
     )

@@ -63,6 +63,19 @@ class TextCleaner:
         # Longest first, so "SMITHSON" is cut whole before "SMITH" could be.
         return cls(tuple(sorted(parts, key=lambda p: (-len(p), p))))
 
+    def finds_identifier(self, text: str) -> bool:
+        """Whether ``text`` holds one of the patient's known values (four characters or
+        more) or a valid NHS or CHI number. Stricter than :meth:`clean`: meant for text found
+        inside binary data, where loose patterns (a postcode's shape, a phone number's)
+        match random bytes."""
+        if _NUMBER10.sub(_number_mask, text) != text:
+            return True
+        return any(
+            re.search(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])", text, re.IGNORECASE)
+            for v in self.known
+            if len(v) >= 4
+        )
+
     def clean(self, text: str) -> str:
         cleaned = _NUMBER10.sub(_number_mask, text)
         for pattern in _PATTERNS:
