@@ -33,7 +33,7 @@ def test_demo_runs_and_leaks_nothing_outside_intake_and_the_vault(tmp_path: Path
 
     key = AnswerKey.load(demo / "hospital" / "answer_key.json")
     # Device and institution identity (station names and the like) are kept, by design, in
-    # the limited-access copies the header stage holds in quarantine; everything that
+    # the limited-access copies the header stage writes to the store or quarantine; everything that
     # identifies a patient must be gone.
     values = {p.value for p in key.plants if p.kind.value != "institution"}
     values |= {p.nhs_number for p in key.patients}

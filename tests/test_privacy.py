@@ -16,7 +16,8 @@ from tests.synth.generated import GeneratedSite
 
 def planted_values(generated: GeneratedSite) -> set[str]:
     # Device and institution identity is kept, by design, in the limited-access copies the
-    # header stage holds in quarantine; every value that identifies a patient must be gone.
+    # header stage writes to the store or quarantine; every value that identifies a patient
+    # must be gone.
     values = {plant.value for plant in generated.key.plants if plant.kind.value != "institution"}
     for patient in generated.key.patients:
         values.update(

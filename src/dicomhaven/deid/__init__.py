@@ -9,7 +9,7 @@ codes (X/Z, X/D, X/Z/D, Z/D, X/Z/U*) by each attribute's Type in the object's IO
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._iod import AttributeType, attribute_types, iod_name, resolve_action
 from dicomhaven.deid._profile import BUILTIN_PROFILES, Level, Profile, load_profile
-from dicomhaven.deid._stage import HELD_REASON, HeaderStage
+from dicomhaven.deid._stage import HELD_REASON, RELEASED_REASON, HeaderStage, unchecked_content
 from dicomhaven.deid._table import (
     EDITION,
     Action,
@@ -26,6 +26,7 @@ __all__ = [
     "BUILTIN_PROFILES",
     "EDITION",
     "HELD_REASON",
+    "RELEASED_REASON",
     "Action",
     "AttributeRule",
     "AttributeType",
@@ -44,5 +45,6 @@ __all__ = [
     "load_profile",
     "options_conflict",
     "resolve_action",
+    "unchecked_content",
     "write_dataset",
 ]

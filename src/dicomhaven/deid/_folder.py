@@ -4,7 +4,8 @@ Each readable file's patient is found in the vault (created there if new), its h
 de-identified with the chosen profile, and it is written as
 ``OUT/<pseudonym>/<study UID>/<SOP Instance UID>.dcm`` — names made only of the pseudonym
 and new UIDs. Pixel data passes through untouched: this is the header stage only, so the
-summary counts files whose pixels may still hold burned-in text.
+summary counts files whose pixels (or overlays, or encapsulated documents) may still hold
+burned-in text.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pydicom
 from dicomhaven.collect import iter_files
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._profile import Profile
-from dicomhaven.errors import ConfigError
+from dicomhaven.deid._stage import unchecked_content
+from dicomhaven.errors import ConfigError, UnsafeContent
 from dicomhaven.identity import SITE_PROJECT
 from dicomhaven.identity._stage import known_values, project_keys, resolve_patient
 from dicomhaven.intake import ParsedObject, parse_object
@@ -95,12 +97,15 @@ def deidentify_paths(
             write_dataset(dataset, target)
         except (ConfigError, OSError):
             raise
+        except UnsafeContent as exc:  # names the attribute, never the value
+            summary.skipped.append((str(path), str(exc)))
+            continue
         except Exception as exc:  # the text may quote a value: keep only the type
             summary.skipped.append(
                 (str(path), f"could not be de-identified ({type(exc).__name__})")
             )
             continue
         summary.written += 1
-        if "PixelData" in dataset:
+        if unchecked_content(dataset) is not None:
             summary.burned_in_unknown += 1
     return summary

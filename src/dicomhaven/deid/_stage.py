@@ -1,34 +1,53 @@
 """The header stage of the pipeline: the site's limited-access copy of each object.
 
 After the identity stage has found the master pseudonym, the object's headers are
-de-identified with the site's profile (``deid_profile``), keyed by the site's own secret,
-and the copy is written to ``quarantine/<pseudonym>/<study UID>/<instance UID>.dcm``. It
-stays there, and the object stays quarantined, until the pixel stage and the residual-PII
-scan exist to release it: pixel data may carry burned-in identifiers, so nothing is
-released on its headers alone.
+de-identified with the site's profile (``deid_profile``), keyed by the site's own secret.
+An object with nothing but headers (a structured report, say) is written to
+``store/<pseudonym>/<study UID>/<instance UID>.dcm`` and released. An object with pixel
+data, overlay data or an encapsulated document may carry burned-in identifiers that no
+header rule can see, so its copy goes to ``quarantine/`` instead, and it stays held until
+the pixel stage and the residual-PII scan can release it. An object whose required binary
+value hides an identifier (:class:`~dicomhaven.errors.UnsafeContent`) is held with that
+reason and no copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydicom.dataset import Dataset
+
 from dicomhaven.catalogue import ObjectStatus
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._profile import Profile
+from dicomhaven.errors import UnsafeContent
 from dicomhaven.identity import SITE_PROJECT
 from dicomhaven.identity._stage import known_values, project_keys
 from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
 
-__all__ = ["HELD_REASON", "HeaderStage"]
+__all__ = ["HELD_REASON", "RELEASED_REASON", "HeaderStage", "unchecked_content"]
 
 HELD_REASON = (
     "headers de-identified; held until the pixel stage and the residual-PII scan can release it"
 )
+RELEASED_REASON = "headers de-identified; no pixel, overlay or document content to check"
+
+
+def unchecked_content(dataset: Dataset) -> str | None:
+    """What in a de-identified object no header rule can vouch for, or None."""
+    if any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        return "pixel data"
+    if any(t.group & 0xFF01 == 0x6000 and t.element == 0x3000 for t in dataset.keys()):  # noqa: SIM118
+        return "overlay data"
+    if "EncapsulatedDocument" in dataset:
+        return "an encapsulated document"
+    return None
 
 
 @dataclass(frozen=True)
 class HeaderStage:
-    """De-identify headers into the quarantine zone; record the profile's hash."""
+    """De-identify headers into the store, or into quarantine when pixels need checking;
+    record the profile's hash."""
 
     profile: Profile
     name: str = "deid-headers"
@@ -44,11 +63,18 @@ class HeaderStage:
             pseudonym=obj.pseudonym,
             known_values=known_values(ctx.site_root, obj.pseudonym),
         )
-        deidentify(dataset, self.profile, context)
+        obj.profile_sha256 = self.profile.sha256
+        try:
+            deidentify(dataset, self.profile, context)
+        except UnsafeContent as exc:  # names the attribute, never the value
+            return Outcome(ObjectStatus.QUARANTINED, f"held: {exc}", self.name)
+        held = unchecked_content(dataset) is not None
+        zone = "quarantine" if held else "store"
         target = (
-            ctx.site_root / "quarantine" / obj.pseudonym / str(dataset.StudyInstanceUID)
+            ctx.site_root / zone / obj.pseudonym / str(dataset.StudyInstanceUID)
             / f"{dataset.SOPInstanceUID}.dcm"
         )  # fmt: skip
         write_dataset(dataset, target)
-        obj.profile_sha256 = self.profile.sha256
-        return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
+        if held:
+            return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
+        return Outcome(ObjectStatus.RELEASED, RELEASED_REASON, self.name)
