@@ -628,6 +628,10 @@ def deid(
     profile: Annotated[
         str, typer.Option(help="A built-in profile (limited-access, publication) or a YAML file.")
     ] = "publication",
+    layers: Annotated[
+        Path | None,
+        typer.Option(help="A layers file: modality and device profiles on top of --profile."),
+    ] = None,
     project: Annotated[
         str | None,
         typer.Option(
@@ -643,7 +647,7 @@ def deid(
     touched: images with burned-in text are not safe until the pixel stage has run.
     Exit 1 when any file was skipped.
     """
-    from dicomhaven.deid import load_profile
+    from dicomhaven.deid import ProfileLayers, load_layers, load_profile
     from dicomhaven.deid._folder import deidentify_paths
     from dicomhaven.identity import SITE_PROJECT
 
@@ -656,11 +660,12 @@ def deid(
     if missing:
         raise ConfigError(f"no such file or folder: {missing[0]}")
     chosen = load_profile(profile)
+    profiles = load_layers(layers, chosen) if layers else ProfileLayers(chosen)
     site = _open(site_dir)
     with _progress(disabled=as_json) as bar:
         task = bar.add_task("de-identifying", total=None)
         summary = deidentify_paths(
-            site, inputs, out_dir, chosen, project=project or SITE_PROJECT,
+            site, inputs, out_dir, profiles, project=project or SITE_PROJECT,
             progress=lambda n: bar.advance(task, n),
         )  # fmt: skip
     log.info("deid finished", extra={"files": summary.files, "written": summary.written,

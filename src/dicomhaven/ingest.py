@@ -70,12 +70,17 @@ def pipeline_for(site: Site) -> Pipeline:
     limited-access copy, held in quarantine). Later issues add the pixel stage and the
     residual-PII scan, which alone may release.
     """
-    from dicomhaven.deid import load_profile
+    from dicomhaven.deid import ProfileLayers, load_layers, load_profile
     from dicomhaven.deid._stage import HeaderStage
     from dicomhaven.identity import IdentityStage
 
-    profile = load_profile(site.settings.deid_profile)
-    return Pipeline(stages=(IdentityStage(), HeaderStage(profile)))
+    profiles = ProfileLayers(load_profile(site.settings.deid_profile))
+    if site.settings.deid_layers:
+        layers = Path(site.settings.deid_layers)
+        profiles = load_layers(
+            layers if layers.is_absolute() else site.root / layers, profiles.base
+        )
+    return Pipeline(stages=(IdentityStage(), HeaderStage(profiles)))
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -96,6 +96,14 @@ class Settings(BaseModel):
             "limited-access copies: a built-in name (limited-access, publication) or a YAML file."
         ),
     )
+    deid_layers: str = Field(
+        default="",
+        description=(
+            "A layers file (YAML) of modality and device profiles composed on top of "
+            "deid_profile for the objects they match; a relative path is read from the site "
+            "folder. Empty: none."
+        ),
+    )
     workers: int = Field(
         default=1,
         ge=1,

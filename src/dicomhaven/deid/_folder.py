@@ -20,7 +20,7 @@ import pydicom
 
 from dicomhaven.collect import iter_files
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
-from dicomhaven.deid._profile import Profile
+from dicomhaven.deid._layers import ProfileLayers
 from dicomhaven.deid._stage import unchecked_content
 from dicomhaven.errors import ConfigError, UnsafeContent
 from dicomhaven.identity import SITE_PROJECT
@@ -63,7 +63,7 @@ def deidentify_paths(
     site: Site,
     paths: Sequence[Path],
     out: Path,
-    profile: Profile,
+    profiles: ProfileLayers,
     *,
     project: str = SITE_PROJECT,
     progress: Callable[[int], None] | None = None,
@@ -90,7 +90,7 @@ def deidentify_paths(
             continue
         context, pseudonym = found
         try:
-            deidentify(dataset, profile, context)
+            deidentify(dataset, profiles.for_header(dataset), context)
             target = (
                 out / pseudonym / str(dataset.StudyInstanceUID) / f"{dataset.SOPInstanceUID}.dcm"
             )

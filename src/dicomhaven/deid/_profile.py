@@ -28,7 +28,7 @@ from pydicom.datadict import tag_for_keyword
 from dicomhaven.deid._table import Option, options_conflict
 from dicomhaven.errors import ConfigError
 
-__all__ = ["BUILTIN_PROFILES", "Level", "PrivateTag", "Profile", "load_profile"]
+__all__ = ["BUILTIN_PROFILES", "Level", "PrivateTag", "Profile", "load_layer", "load_profile"]
 
 BUILTIN_PROFILES = Path(__file__).with_name("profiles")
 _KEYS = {"name", "extends", "level", "options", "keep", "remove", "safe_private", "band_ages"}
@@ -142,12 +142,32 @@ def load_profile(reference: str | Path, _seen: tuple[Path, ...] = ()) -> Profile
     if path in _seen:
         raise ConfigError(f"{path}: 'extends' makes a loop")
     data, lines = _read(path)
+    parent = load_profile(data["extends"], (*_seen, path)) if "extends" in data else None
+    return _compose(path, data, lines, parent)
+
+
+def load_layer(path: Path, parent: Profile) -> Profile:
+    """``parent`` with one more layer on top (a modality's, a device's, a project's): a
+    profile file without ``extends``, since the layers file says where it goes."""
+    path = path.resolve()
+    data, lines = _read(path)
+    if "extends" in data:
+        raise ConfigError(
+            f"{path}:{lines['extends']}: a layer does not extend: the layers file places it"
+        )
+    return _compose(path, data, lines, parent)
+
+
+def _compose(
+    path: Path, data: dict[str, Any], lines: dict[str, int], parent: Profile | None
+) -> Profile:
+    """The profile ``data`` (read from ``path``) says, on top of ``parent``: options
+    accumulate; a keyword kept or removed here overrides the parent's word on it."""
     for key in data:
         if key not in _KEYS:
             raise ConfigError(
                 f"{path}:{lines.get(key, 1)}: unknown key '{key}'; keys are: {', '.join(sorted(_KEYS))}"
             )
-    parent = load_profile(data["extends"], (*_seen, path)) if "extends" in data else None
     try:
         level = Level(data.get("level", parent.level.value if parent else "publication"))
     except ValueError:
@@ -185,8 +205,8 @@ def load_profile(reference: str | Path, _seen: tuple[Path, ...] = ()) -> Profile
         name=str(name),
         level=level,
         options=frozenset(options),
-        keep=(parent.keep if parent else frozenset()) | keep,
-        remove=(parent.remove if parent else frozenset()) | remove,
+        keep=((parent.keep - remove) if parent else frozenset()) | keep,
+        remove=((parent.remove - keep) if parent else frozenset()) | remove,
         chain=((*parent.chain,) if parent else ()) + (path.name,),
         safe_private=(parent.safe_private if parent else frozenset()) | safe_private,
         band_ages=band_ages,

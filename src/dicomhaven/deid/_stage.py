@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 
 from dicomhaven.catalogue import ObjectStatus
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
-from dicomhaven.deid._profile import Profile
+from dicomhaven.deid._layers import ProfileLayers
 from dicomhaven.errors import UnsafeContent
 from dicomhaven.identity import SITE_PROJECT
 from dicomhaven.identity._stage import known_values, project_keys
@@ -47,9 +47,9 @@ def unchecked_content(dataset: Dataset) -> str | None:
 @dataclass(frozen=True)
 class HeaderStage:
     """De-identify headers into the store, or into quarantine when pixels need checking;
-    record the profile's hash."""
+    record the hash of the profile composed for the object."""
 
-    profile: Profile
+    profiles: ProfileLayers
     name: str = "deid-headers"
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
@@ -63,9 +63,10 @@ class HeaderStage:
             pseudonym=obj.pseudonym,
             known_values=known_values(ctx.site_root, obj.pseudonym),
         )
-        obj.profile_sha256 = self.profile.sha256
+        profile = self.profiles.for_header(dataset)
+        obj.profile_sha256 = profile.sha256
         try:
-            deidentify(dataset, self.profile, context)
+            deidentify(dataset, profile, context)
         except UnsafeContent as exc:  # names the attribute, never the value
             return Outcome(ObjectStatus.QUARANTINED, f"held: {exc}", self.name)
         held = unchecked_content(dataset) is not None
