@@ -139,8 +139,14 @@ def _keyword(tag: int) -> str:
 
 
 def _vr(element: object, tag: int) -> str:
-    """An element's VR, from the file when it says (explicit VR) or else the dictionary."""
+    """An element's VR, from the file when it says (explicit VR) or else the dictionary. A
+    standard element the file calls UN has its dictionary VR, as pydicom reads it."""
     vr = getattr(element, "VR", None)
+    if vr == "UN" and not BaseTag(tag).is_private:
+        try:
+            return str(dictionary_VR(tag))
+        except KeyError:
+            return "UN"
     if vr:
         return str(vr)
     try:
