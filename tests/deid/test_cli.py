@@ -26,6 +26,13 @@ def test_deid_folder_through_the_vault(
     summary = json.loads(capsys.readouterr().out)
     assert summary["written"] == len(synth_site.key.files)
     assert [s["reason"][:7] for s in summary["skipped"]] == ["not DIC"]
+    results = summary["results"]
+    assert len(results) == summary["files"] == len(synth_site.key.files) + 1
+    assert {r["status"] for r in results} == {"written", "skipped"}
+    for result in results:
+        if result["status"] == "written":
+            assert (out / result["output"]).is_file()
+    assert sum(summary["profiles"].values()) == summary["written"]
     vault = sqlite_site.open_vault()
     masters = {
         vault.find(PatientIdentifier(Scheme.NHS, p.nhs_number)) for p in synth_site.key.patients

@@ -38,6 +38,14 @@ class DeidSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (input path, reason)
     burned_in_unknown: int = 0  # written, but pixels not yet checked for burned-in text
     statuses: Counter[str] = field(default_factory=Counter)
+    #: One line per file: input path, "written" or "skipped", and the output (relative to
+    #: OUT, made of the pseudonym and new UIDs only) or the reason.
+    results: list[tuple[str, str, str]] = field(default_factory=list)
+    profiles: Counter[str] = field(default_factory=Counter)  # composed profile's sha256 → files
+
+    def skip(self, path: Path, reason: str) -> None:
+        self.skipped.append((str(path), reason))
+        self.results.append((str(path), "skipped", reason))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -45,6 +53,11 @@ class DeidSummary:
             "written": self.written,
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "pixels_not_checked": self.burned_in_unknown,
+            "profiles": dict(self.profiles),
+            "results": [
+                {"path": p, "status": s, ("output" if s == "written" else "reason"): d}
+                for p, s, d in self.results
+            ],
         }
 
 
@@ -77,20 +90,21 @@ def deidentify_paths(
         try:
             data = path.read_bytes()
         except OSError as exc:
-            summary.skipped.append((str(path), f"could not read the file ({type(exc).__name__})"))
+            summary.skip(path, f"could not read the file ({type(exc).__name__})")
             continue
         parsed = parse_object(data)
         if not isinstance(parsed, ParsedObject):
-            summary.skipped.append((str(path), parsed.reason))
+            summary.skip(path, parsed.reason)
             continue
         dataset = pydicom.dcmread(io.BytesIO(data), force=True)
         found = _context(site, dataset, project)
         if isinstance(found, str):
-            summary.skipped.append((str(path), found))
+            summary.skip(path, found)
             continue
         context, pseudonym = found
+        profile = profiles.for_header(dataset)
         try:
-            deidentify(dataset, profiles.for_header(dataset), context)
+            deidentify(dataset, profile, context)
             target = (
                 out / pseudonym / str(dataset.StudyInstanceUID) / f"{dataset.SOPInstanceUID}.dcm"
             )
@@ -98,14 +112,14 @@ def deidentify_paths(
         except (ConfigError, OSError):
             raise
         except UnsafeContent as exc:  # names the attribute, never the value
-            summary.skipped.append((str(path), str(exc)))
+            summary.skip(path, str(exc))
             continue
         except Exception as exc:  # the text may quote a value: keep only the type
-            summary.skipped.append(
-                (str(path), f"could not be de-identified ({type(exc).__name__})")
-            )
+            summary.skip(path, f"could not be de-identified ({type(exc).__name__})")
             continue
         summary.written += 1
+        summary.profiles[profile.sha256] += 1
+        summary.results.append((str(path), "written", str(target.relative_to(out))))
         if unchecked_content(dataset) is not None:
             summary.burned_in_unknown += 1
     return summary
