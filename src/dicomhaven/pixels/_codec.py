@@ -1,0 +1,338 @@
+"""Decode stored Pixel Data to one array shape, and write an array back truthfully.
+
+Decoding goes through pydicom's pixel backends (the pylibjpeg plugins and pyjpegls for
+compressed data). Writing back follows one rule: the file must not claim a compression its
+pixels no longer have, and the written pixels must decode to exactly the array given.
+
+* Native (uncompressed, deflated) data is written in the same transfer syntax, in the same
+  layout (planar configuration, YBR_FULL_422 subsampling, 1-bit packing, big endian).
+* RLE Lossless, JPEG-LS Lossless and JPEG 2000 Lossless are re-encoded in the same syntax
+  with pydicom's encoders when they accept the image, and the result is decoded again and
+  compared before it is kept.
+* Everything else (JPEG baseline/extended/lossless, JPEG-LS near-lossless, JPEG 2000,
+  HTJ2K, and any re-encoding pydicom refuses) is written as Explicit VR Little Endian.
+  Lossy data is never compressed again: a second lossy pass would change pixels outside
+  the regions. Its Lossy Image Compression stays "01" with its ratio and method.
+
+Every write is verified by decoding the new Pixel Data and comparing it with the array.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import generate_frames
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.encoders.base import get_encoder
+from pydicom.pixels.utils import get_nr_frames, pack_bits
+from pydicom.uid import (
+    HTJ2K,
+    JPEG2000,
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+
+from dicomhaven.errors import UnsafeContent
+
+__all__ = ["Decoded", "RedactionError", "WriteBack", "decode", "transfer_syntax", "write_back"]
+
+
+class RedactionError(UnsafeContent):
+    """The pixel data cannot be redacted as asked (unsupported encoding, a region outside
+    the image, a write that does not decode back): the object must be held, not released.
+    The message names attributes and transfer syntaxes, never a value read from the file."""
+
+
+class WriteBack(enum.Enum):
+    """How the redacted pixels were written back into the data set."""
+
+    NATIVE = "native"
+    """Uncompressed (or deflated) before and after, in the same transfer syntax."""
+    REENCODED = "re-encoded"
+    """Losslessly compressed again in the input's transfer syntax, verified by decoding."""
+    DECOMPRESSED = "decompressed"
+    """Written as Explicit VR Little Endian because the input syntax cannot be re-encoded
+    losslessly here (lossy input, or an encoder pydicom does not have)."""
+
+
+# Syntaxes whose data is always lossy.
+_LOSSY = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit})
+# Syntaxes that may hold lossy or lossless data: the header's Lossy Image Compression
+# decides (for JPEG-LS, the NEAR parameter of every frame when the header is silent), and
+# otherwise its absence is read as lossy: claiming a loss that did not happen is the safe
+# error.
+_MAYBE_LOSSY = frozenset({JPEGLSNearLossless, JPEG2000, HTJ2K})
+# Lossless syntaxes pydicom 3 can encode; others are written uncompressed.
+_REENCODABLE = frozenset({RLELossless, JPEGLSLossless, JPEG2000Lossless})
+# Lossy Image Compression Method (0028,2114) defined terms, by syntax.
+_METHOD = {
+    JPEGBaseline8Bit: "ISO_10918_1",
+    JPEGExtended12Bit: "ISO_10918_1",
+    JPEGLSNearLossless: "ISO_14495_1",
+    JPEG2000: "ISO_15444_1",
+    HTJ2K: "ISO_15444_15",
+}
+# Photometric interpretations an uncompressed array may carry here.
+_NATIVE_PHOTOMETRIC = frozenset(
+    {"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL", "YBR_FULL_422"}
+)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """The decoded pixels as (frames, rows, columns, samples), native byte order, writable.
+
+    ``photometric`` describes ``frames`` (after any colour conversion by the decoder);
+    ``x_align`` is 2 when the data will be written back as subsampled YBR_FULL_422, whose
+    two pixels of a pair share their chroma, so a region must cover whole pairs.
+    """
+
+    frames: np.ndarray[Any, np.dtype[Any]]
+    photometric: str
+    syntax: UID
+    source_lossy: bool
+    x_align: int
+
+
+def _options(**options: Any) -> dict[str, Any]:
+    """Decoder options (pydicom annotates them in a way mypy cannot check)."""
+    return options
+
+
+def transfer_syntax(dataset: Dataset) -> UID:
+    """The data set's transfer syntax; for a file without File Meta Information (read with
+    ``force=True``), the encoding it was read with."""
+    meta = getattr(dataset, "file_meta", None)
+    value = meta.get("TransferSyntaxUID") if meta is not None else None
+    if value:
+        return UID(str(value))
+    implicit, little = dataset.original_encoding
+    if implicit is None or little is None:
+        raise RedactionError(
+            "the data set has no Transfer Syntax UID (0002,0010) and was not read from a "
+            "file; set dataset.file_meta.TransferSyntaxUID before redacting"
+        )
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _jpeg_ls_near(frame: bytes) -> int | None:
+    """The NEAR parameter of a JPEG-LS frame's first scan (0: lossless), None if unreadable."""
+    position = 2  # after SOI
+    while position + 4 <= len(frame) and frame[position] == 0xFF:
+        marker = frame[position + 1]
+        length = int.from_bytes(frame[position + 2 : position + 4], "big")
+        if marker == 0xDA:  # SOS: Ls, Ns, Ns x (Ci, Tmi), NEAR, ILV, Al/Ah
+            index = position + 5 + 2 * frame[position + 4]
+            return frame[index] if index < len(frame) else None
+        position += 2 + length
+    return None
+
+
+def _source_lossy(dataset: Dataset, syntax: UID) -> bool:
+    declared = str(dataset.get("LossyImageCompression", "")).strip()
+    if syntax in _LOSSY or declared == "01":
+        return True
+    if syntax == JPEGLSNearLossless and declared != "00":
+        # Near-lossless with NEAR = 0 in every frame is lossless (PS3.5 A.4.3).
+        try:
+            count = get_nr_frames(dataset, warn=False)
+            frames = generate_frames(dataset.PixelData, number_of_frames=count)
+            return any(_jpeg_ls_near(frame) != 0 for frame in frames)
+        except Exception:  # unreadable: decoding will tell; meanwhile assume the loss
+            return True
+    return syntax in _MAYBE_LOSSY and declared != "00"
+
+
+def decode(dataset: Dataset) -> Decoded:
+    """Decode every frame of ``dataset``'s Pixel Data.
+
+    Lossless data is decoded without colour conversion (YBR_FULL stays YBR_FULL, so the
+    stored values are kept exactly); lossy data is decoded as a viewer shows it (YCbCr
+    converted to RGB), since it is never re-encoded.
+    """
+    for keyword in ("FloatPixelData", "DoubleFloatPixelData"):
+        if keyword in dataset:
+            raise RedactionError(
+                f"{keyword} is not supported by redaction; only integer Pixel Data (7FE0,0010)"
+            )
+    if "PixelData" not in dataset:
+        raise RedactionError("the data set has no Pixel Data (7FE0,0010) to redact")
+    syntax = transfer_syntax(dataset)
+    lossy = _source_lossy(dataset, syntax)
+    convert = syntax.is_compressed and lossy
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError as exc:
+        raise RedactionError(
+            f"no pixel data decoder for transfer syntax {syntax} ({syntax.name})"
+        ) from exc
+    try:
+        array, meta = decoder.as_array(dataset, **_options(as_rgb=convert))
+    except Exception as exc:  # any backend failure means the pixels cannot be made safe
+        raise RedactionError(
+            f"pydicom could not decode the Pixel Data ({syntax.name}): {type(exc).__name__}"
+        ) from exc
+    photometric = str(meta["photometric_interpretation"])
+    x_align = 1
+    if photometric == "YBR_FULL_422":
+        photometric = "YBR_FULL"  # a codec upsampled the chroma: written back unsubsampled
+    if not syntax.is_compressed and dataset.get("PhotometricInterpretation") == "YBR_FULL_422":
+        photometric, x_align = "YBR_FULL_422", 2  # pydicom upsampled it; written subsampled
+    if photometric not in _NATIVE_PHOTOMETRIC:
+        raise RedactionError(
+            f"Photometric Interpretation {photometric} is not supported by redaction; "
+            f"supported: {', '.join(sorted(_NATIVE_PHOTOMETRIC))}"
+        )
+    nframes = int(meta["number_of_frames"])
+    samples = int(meta["samples_per_pixel"])
+    rows, columns = int(meta["rows"]), int(meta["columns"])
+    frames = np.array(array, dtype=array.dtype.newbyteorder("="), copy=True)
+    frames = frames.reshape(nframes, rows, columns, samples)
+    return Decoded(frames, photometric, syntax, lossy, x_align)
+
+
+def _native_bytes(dataset: Dataset, frames: np.ndarray[Any, np.dtype[Any]], syntax: UID) -> bytes:
+    """The array laid out as uncompressed Pixel Data for ``dataset``'s attributes."""
+    bits = int(dataset.BitsAllocated)
+    if bits == 1:
+        return pack_bits(frames.astype(np.uint8).ravel())
+    samples = frames.shape[3]
+    if dataset.get("PhotometricInterpretation") == "YBR_FULL_422" and samples == 3:
+        # Two Y samples, then the pair's shared Cb and Cr (PS3.3 C.7.6.3.1.2).
+        frames = np.stack(
+            (
+                frames[:, :, 0::2, 0],
+                frames[:, :, 1::2, 0],
+                frames[:, :, 0::2, 1],
+                frames[:, :, 0::2, 2],
+            ),
+            axis=-1,
+        )
+    elif samples > 1 and int(dataset.get("PlanarConfiguration", 0)) == 1:
+        frames = frames.transpose(0, 3, 1, 2)
+    kind = "i" if int(dataset.get("PixelRepresentation", 0)) == 1 else "u"
+    little = syntax != ExplicitVRBigEndian
+    dtype = np.dtype(f"{'<' if little else '>'}{kind}{bits // 8}")
+    data = np.ascontiguousarray(frames).astype(dtype).tobytes()
+    if len(data) % 2:
+        data += b"\x00"
+    if not little and bits == 8 and dataset["PixelData"].VR == "OW":
+        # 8-bit data in OW is byte-swapped in 16-bit words in big endian (as pydicom reads it).
+        data = np.frombuffer(data, dtype="<u2").byteswap().tobytes()
+    return data
+
+
+def _drop_offset_tables(dataset: Dataset) -> None:
+    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if keyword in dataset:
+            del dataset[keyword]
+
+
+def _set_native(dataset: Dataset, data: bytes, syntax: UID) -> None:
+    vr = "OB" if int(dataset.BitsAllocated) <= 8 else "OW"
+    if syntax == ExplicitVRBigEndian:
+        vr = str(dataset["PixelData"].VR)  # kept as read: it decides the byte order above
+    dataset.PixelData = data
+    element = dataset["PixelData"]
+    element.VR = vr
+    element.is_undefined_length = False
+    _drop_offset_tables(dataset)
+    if not hasattr(dataset, "file_meta"):
+        dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = syntax
+
+
+def _pydicom_shape(frames: np.ndarray[Any, np.dtype[Any]]) -> np.ndarray[Any, np.dtype[Any]]:
+    """(frames, rows, columns, samples) squeezed to the shape pydicom's encoders expect."""
+    out = frames if frames.shape[3] > 1 else frames[..., 0]
+    return out[0] if frames.shape[0] == 1 else out
+
+
+def _decodes_to(dataset: Dataset, frames: np.ndarray[Any, np.dtype[Any]]) -> bool:
+    syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
+    try:
+        again, _ = get_decoder(syntax).as_array(dataset, **_options(as_rgb=False))
+    except Exception:
+        return False
+    if again.size != frames.size:
+        return False
+    return bool(np.array_equal(again.reshape(frames.shape), frames))
+
+
+def _reencode(dataset: Dataset, decoded: Decoded, frames: np.ndarray[Any, np.dtype[Any]]) -> bool:
+    """Compress ``frames`` in the input's own syntax; False when pydicom cannot, or when the
+    result does not decode back exactly (the caller then writes the pixels uncompressed)."""
+    syntax = decoded.syntax
+    if syntax not in _REENCODABLE or not get_encoder(syntax).is_available:
+        return False
+    original_photometric = str(dataset.PhotometricInterpretation)
+    options: dict[str, Any] = {}
+    if syntax == JPEG2000Lossless:
+        # The reversible colour transform lives in the codestream: keep it as it was.
+        options["use_mct"] = original_photometric == "YBR_RCT"
+    dataset.PhotometricInterpretation = decoded.photometric
+    _drop_offset_tables(dataset)  # the input's would describe the old fragments
+    try:
+        dataset.compress(syntax, _pydicom_shape(frames), generate_instance_uid=False, **options)
+    except Exception:
+        return False
+    if options.get("use_mct"):
+        dataset.PhotometricInterpretation = "YBR_RCT"
+    return _decodes_to(dataset, frames)
+
+
+def _mark_lossy(dataset: Dataset, decoded: Decoded) -> None:
+    """Keep the record of a past lossy compression (PS3.3 C.7.6.1.1.5): once "01", always
+    "01", with its ratio and method; add them when the input syntax implied them."""
+    dataset.LossyImageCompression = "01"
+    if "LossyImageCompressionMethod" in dataset or "LossyImageCompressionRatio" in dataset:
+        return
+    method = _METHOD.get(decoded.syntax)
+    if method is None:
+        return
+    dataset.LossyImageCompressionMethod = method
+    compressed = len(dataset.PixelData)
+    if decoded.syntax.is_compressed and compressed:
+        ratio = decoded.frames.nbytes / compressed
+        dataset.LossyImageCompressionRatio = f"{ratio:.2f}"[:16]
+
+
+def write_back(
+    dataset: Dataset, decoded: Decoded, frames: np.ndarray[Any, np.dtype[Any]]
+) -> WriteBack:
+    """Replace ``dataset``'s Pixel Data with ``frames`` (shaped like ``decoded.frames``)."""
+    syntax = decoded.syntax
+    if decoded.source_lossy:
+        _mark_lossy(dataset, decoded)  # before the write: it reads the compressed length
+    if not syntax.is_compressed:
+        how = WriteBack.NATIVE
+        _set_native(dataset, _native_bytes(dataset, frames, syntax), syntax)
+    elif not decoded.source_lossy and _reencode(dataset, decoded, frames):
+        return WriteBack.REENCODED
+    else:
+        how = WriteBack.DECOMPRESSED
+        dataset.PhotometricInterpretation = decoded.photometric
+        if frames.shape[3] > 1:
+            dataset.PlanarConfiguration = 0
+        data = _native_bytes(dataset, frames, ExplicitVRLittleEndian)
+        _set_native(dataset, data, ExplicitVRLittleEndian)
+    if not _decodes_to(dataset, frames):
+        raise RedactionError(
+            f"the redacted Pixel Data written as {UID(str(dataset.file_meta.TransferSyntaxUID)).name} "
+            "does not decode back to the redacted pixels; the object cannot be released"
+        )
+    return how
