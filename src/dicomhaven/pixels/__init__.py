@@ -2,6 +2,16 @@
 it for good, and defacing head volumes."""
 
 from dicomhaven.pixels._codec import RedactionError, WriteBack
+from dicomhaven.pixels._deface import (
+    Defaced,
+    DefaceResult,
+    DirectionSource,
+    FaceTissue,
+    deface_series,
+    deface_volume,
+)
+from dicomhaven.pixels._face_render import render_face, write_face_review
+from dicomhaven.pixels._face_triage import FaceDecision, FaceTriage, face_triage
 from dicomhaven.pixels._graphics import OverlayAction
 from dicomhaven.pixels._match import Finding, KnownValues, Rule, Scope, find_identifiers
 from dicomhaven.pixels._ocr import (
@@ -31,11 +41,19 @@ from dicomhaven.pixels._templates import (
     learn_regions,
 )
 from dicomhaven.pixels._triage import Risk, Triage, triage
+from dicomhaven.pixels._volume import DefacingError, Volume, read_volume
 
 __all__ = [
     "CLEAN_PIXEL_DATA",
     "Box",
+    "DefaceResult",
+    "Defaced",
+    "DefacingError",
     "DeviceKey",
+    "DirectionSource",
+    "FaceDecision",
+    "FaceTissue",
+    "FaceTriage",
     "Finding",
     "FrameValues",
     "KnownValues",
@@ -54,14 +72,21 @@ __all__ = [
     "TemplateStore",
     "TesseractEngine",
     "Triage",
+    "Volume",
     "Windowing",
     "Word",
     "WriteBack",
     "black_value",
+    "deface_series",
+    "deface_volume",
     "display_image",
+    "face_triage",
     "find_identifiers",
     "learn_regions",
     "mark_burned_in_annotation_removed",
+    "read_volume",
     "redact",
+    "render_face",
     "triage",
+    "write_face_review",
 ]
