@@ -23,8 +23,8 @@ echo "== 2. A new site (SQLite catalogue, local zones)"
 "$DH" init "$DEMO/site"
 
 echo
-echo "== 3. Import the export folder"
-"$DH" import --site "$DEMO/site" "$DEMO/hospital/export"
+echo "== 3. Import the export folder (two workers: images with burned-in text are read)"
+"$DH" import --site "$DEMO/site" --workers 2 "$DEMO/hospital/export"
 
 echo
 echo "== 4. Importing again changes nothing (idempotent)"

@@ -8,6 +8,8 @@
     ├── InvalidIdentifier      a patient identifier failed validation (never carries the value)
     ├── LedgerError            the ledger refused a transition or found an inconsistency
     └── UnsafeContent          an object holds an identifier that cannot be removed from it
+        ├── RedactionError     pixels that cannot be blanked and written back (pixels)
+        └── DefacingError      a volume that cannot be defaced safely (pixels)
 
 Messages say what was expected, what was received and how to fix it, and never contain a
 patient identifier. Libraries raise; only the CLI turns errors into exit codes.

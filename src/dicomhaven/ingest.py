@@ -67,12 +67,14 @@ def pipeline_for(site: Site) -> Pipeline:
     """The stages this site runs on every received object, in order.
 
     Identity first (pseudonym from the vault, consent checked), then the header stage (the
-    limited-access copy, held in quarantine). Later issues add the pixel stage and the
-    residual-PII scan, which alone may release.
+    limited-access copy; objects that are all headers released from there), then the pixel
+    stage for images (blanked and verified, or held). The residual-PII scan and the
+    device gate come next.
     """
     from dicomhaven.deid import ProfileLayers, load_layers, load_profile
     from dicomhaven.deid._stage import HeaderStage
     from dicomhaven.identity import IdentityStage
+    from dicomhaven.pixels._stage import PixelStage
 
     profiles = ProfileLayers(load_profile(site.settings.deid_profile))
     if site.settings.deid_layers:
@@ -80,7 +82,9 @@ def pipeline_for(site: Site) -> Pipeline:
         profiles = load_layers(
             layers if layers.is_absolute() else site.root / layers, profiles.base
         )
-    return Pipeline(stages=(IdentityStage(), HeaderStage(profiles)))
+    return Pipeline(
+        stages=(IdentityStage(), HeaderStage(profiles, pixels_follow=True), PixelStage())
+    )
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -3,10 +3,10 @@
 After the identity stage has found the master pseudonym, the object's headers are
 de-identified with the site's profile (``deid_profile``), keyed by the site's own secret.
 An object with nothing but headers (a structured report, say) is written to
-``store/<pseudonym>/<study UID>/<instance UID>.dcm`` and released. An object with pixel
-data, overlay data or an encapsulated document may carry burned-in identifiers that no
-header rule can see, so its copy goes to ``quarantine/`` instead, and it stays held until
-the pixel stage and the residual-PII scan can release it. An object whose required binary
+``store/<pseudonym>/<study UID>/<instance UID>.dcm`` and released. An image goes on, its
+headers de-identified, to the pixel stage when the pipeline has one. An object with pixel
+data and no pixel stage, overlay data or an encapsulated document may carry burned-in
+identifiers that no header rule can see, so its copy goes to ``quarantine/`` instead. An object whose required binary
 value hides an identifier (:class:`~dicomhaven.errors.UnsafeContent`) is held with that
 reason and no copy.
 """
@@ -50,6 +50,8 @@ class HeaderStage:
     record the hash of the profile composed for the object."""
 
     profiles: ProfileLayers
+    #: The pixel stage follows: an image is left to it, de-identified, instead of held.
+    pixels_follow: bool = False
     name: str = "deid-headers"
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
@@ -69,7 +71,10 @@ class HeaderStage:
             deidentify(dataset, profile, context)
         except UnsafeContent as exc:  # names the attribute, never the value
             return Outcome(ObjectStatus.QUARANTINED, f"held: {exc}", self.name)
-        held = unchecked_content(dataset) is not None
+        unchecked = unchecked_content(dataset)
+        if unchecked == "pixel data" and self.pixels_follow:
+            return None  # the same data set, now de-identified, goes on to the pixel stage
+        held = unchecked is not None
         zone = "quarantine" if held else "store"
         target = (
             ctx.site_root / zone / obj.pseudonym / str(dataset.StudyInstanceUID)

@@ -186,3 +186,10 @@ def known_values(site_root: Path, pseudonym: str) -> tuple[str, ...]:
     """What the vault knows about a patient (names, birth date, ...), for cleaning text."""
     details = _services(site_root).vault.details_of(pseudonym)
     return tuple(value for values in details.values() for value in values)
+
+
+def known_identifiers(site_root: Path, pseudonym: str) -> tuple[str, ...]:
+    """A patient's identifiers (NHS, CHI, hospital numbers), for machines to search outputs
+    for (burned-in text, residual PII), never to show: that is re-identification, which
+    goes through ``dicomhaven reidentify``, authorised and audited."""
+    return tuple(i.value for i in _services(site_root).vault.identifiers_of(pseudonym))

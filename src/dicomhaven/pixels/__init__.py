@@ -1,6 +1,13 @@
 """De-identification of pixels: which images may hold burned-in text, reading it, removing
 it for good, and defacing head volumes."""
 
+from dicomhaven.pixels._clean import (
+    PixelOutcome,
+    PixelPolicy,
+    PixelResult,
+    clean_pixels,
+    engine_named,
+)
 from dicomhaven.pixels._codec import RedactionError, WriteBack
 from dicomhaven.pixels._deface import (
     Defaced,
@@ -33,6 +40,7 @@ from dicomhaven.pixels._redact import (
     redact,
 )
 from dicomhaven.pixels._region import Region
+from dicomhaven.pixels._stage import AWAITS_DEFACING, PixelStage, head_volume_slice
 from dicomhaven.pixels._templates import (
     DeviceKey,
     Template,
@@ -44,6 +52,7 @@ from dicomhaven.pixels._triage import Risk, Triage, triage
 from dicomhaven.pixels._volume import DefacingError, Volume, read_volume
 
 __all__ = [
+    "AWAITS_DEFACING",
     "CLEAN_PIXEL_DATA",
     "Box",
     "DefaceResult",
@@ -60,6 +69,10 @@ __all__ = [
     "OcrEngine",
     "OcrError",
     "OverlayAction",
+    "PixelOutcome",
+    "PixelPolicy",
+    "PixelResult",
+    "PixelStage",
     "RapidOcrEngine",
     "RedactionError",
     "RedactionReport",
@@ -77,11 +90,14 @@ __all__ = [
     "Word",
     "WriteBack",
     "black_value",
+    "clean_pixels",
     "deface_series",
     "deface_volume",
     "display_image",
+    "engine_named",
     "face_triage",
     "find_identifiers",
+    "head_volume_slice",
     "learn_regions",
     "mark_burned_in_annotation_removed",
     "read_volume",

@@ -85,7 +85,7 @@ def _values(value: object) -> list[str]:
     return [str(value).upper()]
 
 
-def _head_reasons(header: Dataset) -> list[str]:
+def head_reasons(header: Dataset) -> list[str]:
     reasons: list[str] = []
     part = str(header.get("BodyPartExamined", "")).strip().upper()
     if part in HEAD_PARTS:
@@ -170,7 +170,7 @@ def face_triage(datasets: Sequence[Dataset]) -> FaceTriage:
     if not datasets:
         return FaceTriage(FaceDecision.NOT_NEEDED, ("no images",))
     header = datasets[0]
-    head = _head_reasons(header)
+    head = head_reasons(header)
     if not head:
         part = str(header.get("BodyPartExamined", "")).strip().upper()
         if part in NECK_PARTS and int(header.get("SamplesPerPixel", 1)) == 1:

@@ -1,0 +1,110 @@
+"""The pixel stage of the pipeline: an image's limited-access copy, made safe or held.
+
+It runs after the header stage, on the de-identified data set the header stage leaves on
+the object, for objects with pixel data:
+
+- a slice of a head CT or MR volume is held until its whole series is defaced (defacing
+  needs the volume, not one slice), and a picture rendered from a head is held for review;
+- otherwise :func:`~dicomhaven.pixels.clean_pixels` triages, reads, blanks and verifies,
+  looking for the patient's own values (from the vault) as well as generic patterns, and
+  learning device templates in the site's ``templates/`` folder;
+- a safe copy goes to ``store/<pseudonym>/<study UID>/<instance UID>.dcm`` and is released;
+  an unsafe one goes to ``quarantine/`` with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from dicomhaven.catalogue import ObjectStatus
+from dicomhaven.deid._engine import write_dataset
+from dicomhaven.deid._stage import unchecked_content
+from dicomhaven.identity._stage import known_identifiers, known_values
+from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
+from dicomhaven.pixels._clean import PixelOutcome, PixelPolicy, clean_pixels
+from dicomhaven.pixels._face_triage import head_reasons
+from dicomhaven.pixels._match import KnownValues
+from dicomhaven.pixels._templates import TemplateStore
+
+__all__ = ["AWAITS_DEFACING", "PixelStage", "head_volume_slice", "patient_known_values"]
+
+AWAITS_DEFACING = "a slice of a head volume: held until its series is defaced"
+
+
+def head_volume_slice(dataset: Dataset) -> str | None:
+    """Why this image must wait for its series to be defaced (or reviewed), or None."""
+    head = head_reasons(dataset)
+    if not head:
+        return None
+    modality = str(dataset.get("Modality", "")).upper()
+    image_type = {str(v).upper() for v in dataset.get("ImageType", []) or []}
+    if int(dataset.get("SamplesPerPixel", 1) or 1) != 1 or image_type & {"VOLUME", "SURFACE"}:
+        return "a picture rendered from a head: held for review, it may show the face"
+    if modality in ("CT", "MR") and "LOCALIZER" not in image_type:
+        return AWAITS_DEFACING
+    return None
+
+
+def patient_known_values(site_root: Path, pseudonym: str) -> KnownValues:
+    """The patient's own values, from the vault, for the pixels to be searched for."""
+    names, dates, identifiers = [], [], list(known_identifiers(site_root, pseudonym))
+    for value in known_values(site_root, pseudonym):
+        if re.fullmatch(r"\d{8}", value):
+            try:
+                dates.append(datetime.date(int(value[:4]), int(value[4:6]), int(value[6:])))
+            except ValueError:
+                continue
+        elif any(c.isalpha() for c in value):
+            names.append(value)
+        else:
+            identifiers.append(value)
+    return KnownValues(tuple(names), tuple(identifiers), tuple(dates))
+
+
+@functools.lru_cache(maxsize=4)
+def _templates(site_root: Path) -> TemplateStore:
+    return TemplateStore(site_root / "templates")
+
+
+@dataclass(frozen=True)
+class PixelStage:
+    """Make each image's pixels safe, then release its copy to the store, or hold it."""
+
+    policy: PixelPolicy = field(default_factory=PixelPolicy)
+    name: str = "deid-pixels"
+
+    def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
+        if obj.pseudonym is None or obj.profile_sha256 is None:
+            raise RuntimeError("the pixel stage runs after the identity and header stages")
+        dataset = obj.dataset()  # already de-identified by the header stage
+        waits = head_volume_slice(dataset)
+        if waits is None and unchecked_content(dataset) not in (None, "pixel data"):
+            waits = f"{unchecked_content(dataset)} kept beside the pixels is not read yet"
+        if waits is not None:
+            self._write(ctx.site_root, "quarantine", obj.pseudonym, dataset)
+            return Outcome(ObjectStatus.QUARANTINED, waits, self.name)
+        result = clean_pixels(
+            dataset,
+            patient_known_values(ctx.site_root, obj.pseudonym),
+            policy=self.policy,
+            templates=_templates(ctx.site_root),
+        )
+        if result.outcome is PixelOutcome.HELD:
+            self._write(ctx.site_root, "quarantine", obj.pseudonym, dataset)
+            return Outcome(ObjectStatus.QUARANTINED, f"held: {result.reason}", self.name)
+        self._write(ctx.site_root, "store", obj.pseudonym, dataset)
+        return Outcome(ObjectStatus.RELEASED, f"pixels: {result.reason}", self.name)
+
+    @staticmethod
+    def _write(site_root: Path, zone: str, pseudonym: str, dataset: Dataset) -> None:
+        target = (
+            site_root / zone / pseudonym / str(dataset.StudyInstanceUID)
+            / f"{dataset.SOPInstanceUID}.dcm"
+        )  # fmt: skip
+        write_dataset(dataset, target)
