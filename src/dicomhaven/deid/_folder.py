@@ -22,6 +22,7 @@ from dicomhaven.collect import iter_files
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._layers import ProfileLayers
 from dicomhaven.deid._stage import unchecked_content
+from dicomhaven.deid._stream import leading_elements, rewrite_bytes, write_bytes
 from dicomhaven.errors import ConfigError, UnsafeContent
 from dicomhaven.identity import SITE_PROJECT
 from dicomhaven.identity._stage import known_values, project_keys, resolve_patient
@@ -72,6 +73,44 @@ def _context(site: Site, header: pydicom.Dataset, project: str) -> tuple[DeidCon
     return DeidContext(keys, master, pseudonym, known_values(site.root, master)), pseudonym
 
 
+#: The last top-level tag the patient's context and the profile's layers need: the patient
+#: module (group 0010) and the device attributes (Software Versions is (0018,1020)).
+_CONTEXT_TAGS_END = 0x0018FFFF
+
+
+def _on_bytes(
+    site: Site,
+    path: Path,
+    data: bytes,
+    out: Path,
+    profiles: ProfileLayers,
+    project: str,
+    summary: DeidSummary,
+) -> bool:
+    """De-identify ``data`` on its bytes (see :mod:`dicomhaven.deid._stream`): the header is
+    read only as far as the patient and the device, kept elements are copied, not parsed.
+    False when the byte path declines, and the caller reads the file with pydicom."""
+    header = leading_elements(data, _CONTEXT_TAGS_END)
+    if header is None:
+        return False
+    found = _context(site, header, project)
+    if isinstance(found, str):
+        return False  # the pydicom path says why, in its own words
+    context, pseudonym = found
+    profile = profiles.for_header(header)
+    rewritten = rewrite_bytes(data, profile, context)
+    if rewritten is None or not rewritten.study_instance_uid or not rewritten.sop_instance_uid:
+        return False
+    target = out / pseudonym / rewritten.study_instance_uid / f"{rewritten.sop_instance_uid}.dcm"
+    write_bytes(rewritten.data, target)
+    summary.written += 1
+    summary.profiles[profile.sha256] += 1
+    summary.results.append((str(path), "written", str(target.relative_to(out))))
+    if unchecked_content(rewritten.top_level_tags) is not None:
+        summary.burned_in_unknown += 1
+    return True
+
+
 def deidentify_paths(
     site: Site,
     paths: Sequence[Path],
@@ -91,6 +130,8 @@ def deidentify_paths(
             data = path.read_bytes()
         except OSError as exc:
             summary.skip(path, f"could not read the file ({type(exc).__name__})")
+            continue
+        if _on_bytes(site, path, data, out, profiles, project, summary):
             continue
         parsed = parse_object(data)
         if not isinstance(parsed, ParsedObject):

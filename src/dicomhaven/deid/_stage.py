@@ -13,13 +13,17 @@ reason and no copy.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Collection
 from dataclasses import dataclass
 
+import pydicom
 from pydicom.dataset import Dataset
 
 from dicomhaven.catalogue import ObjectStatus
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._layers import ProfileLayers
+from dicomhaven.deid._stream import Rewritten, rewrite_bytes, write_bytes
 from dicomhaven.errors import UnsafeContent
 from dicomhaven.identity import SITE_PROJECT
 from dicomhaven.identity._stage import known_values, project_keys
@@ -33,13 +37,15 @@ HELD_REASON = (
 RELEASED_REASON = "headers de-identified; no pixel, overlay or document content to check"
 
 
-def unchecked_content(dataset: Dataset) -> str | None:
-    """What in a de-identified object no header rule can vouch for, or None."""
-    if any(k in dataset for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+def unchecked_content(dataset: Dataset | Collection[int]) -> str | None:
+    """What in a de-identified object (a data set, or its top-level tags) no header rule can
+    vouch for, or None."""
+    tags = set(dataset.keys()) if isinstance(dataset, Dataset) else set(dataset)
+    if tags & {0x7FE00010, 0x7FE00008, 0x7FE00009}:
         return "pixel data"
-    if any(t.group & 0xFF01 == 0x6000 and t.element == 0x3000 for t in dataset.keys()):  # noqa: SIM118
+    if any((t >> 16) & 0xFF01 == 0x6000 and t & 0xFFFF == 0x3000 for t in tags):
         return "overlay data"
-    if "EncapsulatedDocument" in dataset:
+    if 0x00420011 in tags:
         return "an encapsulated document"
     return None
 
@@ -57,7 +63,6 @@ class HeaderStage:
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
         if obj.pseudonym is None:
             raise RuntimeError("the header stage runs after the identity stage")
-        dataset = obj.dataset()
         keys = project_keys(ctx.site_root, SITE_PROJECT)
         context = DeidContext(
             keys=keys,
@@ -65,8 +70,13 @@ class HeaderStage:
             pseudonym=obj.pseudonym,
             known_values=known_values(ctx.site_root, obj.pseudonym),
         )
-        profile = self.profiles.for_header(dataset)
+        profile = self.profiles.for_header(obj.header())
         obj.profile_sha256 = profile.sha256
+        # On the bytes first: kept elements are copied, not parsed and written again.
+        rewritten = rewrite_bytes(obj.intake_file.read_bytes(), profile, context)
+        if rewritten is not None and rewritten.study_instance_uid and rewritten.sop_instance_uid:
+            return self._settle_bytes(obj, ctx, rewritten)
+        dataset = obj.dataset()
         try:
             deidentify(dataset, profile, context)
         except UnsafeContent as exc:  # names the attribute, never the value
@@ -81,6 +91,24 @@ class HeaderStage:
             / f"{dataset.SOPInstanceUID}.dcm"
         )  # fmt: skip
         write_dataset(dataset, target)
+        if held:
+            return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
+        return Outcome(ObjectStatus.RELEASED, RELEASED_REASON, self.name)
+
+    def _settle_bytes(
+        self, obj: PipelineObject, ctx: StageContext, rewritten: Rewritten
+    ) -> Outcome | None:
+        unchecked = unchecked_content(rewritten.top_level_tags)
+        if unchecked == "pixel data" and self.pixels_follow:
+            # The pixel stage works on a data set: the de-identified one, read from the bytes.
+            obj.replace_dataset(pydicom.dcmread(io.BytesIO(rewritten.data), force=True))
+            return None
+        held = unchecked is not None
+        target = (
+            ctx.site_root / ("quarantine" if held else "store") / str(obj.pseudonym)
+            / str(rewritten.study_instance_uid) / f"{rewritten.sop_instance_uid}.dcm"
+        )  # fmt: skip
+        write_bytes(rewritten.data, target)
         if held:
             return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
         return Outcome(ObjectStatus.RELEASED, RELEASED_REASON, self.name)

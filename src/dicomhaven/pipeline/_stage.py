@@ -80,6 +80,10 @@ class PipelineObject:
             self._full = pydicom.dcmread(self.intake_file, force=True)
         return self._full
 
+    def replace_dataset(self, dataset: Dataset) -> None:
+        """Hand the next stages a new data set (the de-identified one) in place of the file's."""
+        self._full = dataset
+
 
 @runtime_checkable
 class Stage(Protocol):
