@@ -684,6 +684,95 @@ def deid(
         raise typer.Exit(1)
 
 
+@app.command()
+def scp(
+    site_dir: SiteOption = DEFAULT_SITE,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port to listen on (0: any free port).")
+    ] = 11112,
+    ae_title: Annotated[
+        str | None, typer.Option("--ae-title", help="Our AE title (default: 'scp_ae_title').")
+    ] = None,
+    bind: Annotated[
+        str, typer.Option(help="IP address to listen on; 0.0.0.0 for every interface.")
+    ] = "127.0.0.1",
+    max_associations: Annotated[
+        int | None,
+        typer.Option(
+            "--max-associations",
+            min=1,
+            max=256,
+            help="Associations served at once (default: 'scp_max_associations').",
+        ),
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="A calling AE title to accept, as AE or AE@host; repeatable. Added to the "
+            "setting 'scp_allow'.",
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="TLS: the receiver's certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="TLS: the certificate's private key (PEM).")
+    ] = None,
+    drain_seconds: Annotated[
+        float,
+        typer.Option(
+            "--drain-seconds",
+            min=0,
+            help="At shutdown, how long to go on processing received objects; the rest are "
+            "left failed (retryable) for 'dicomhaven process'.",
+        ),
+    ] = 60.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Receive objects over DICOM (C-ECHO, C-STORE) until SIGTERM or Ctrl-C.
+
+    Each object is written to intake and entered in the ledger before success is answered;
+    the pipeline runs on received objects in the background. On SIGTERM or SIGINT the
+    receiver stops listening, finishes running associations, processes what it received
+    (for --drain-seconds), then prints a summary.
+    """
+    import signal
+    import threading
+
+    from dicomhaven.collect import receiver_config, run_receiver
+
+    site = _open(site_dir)
+    config = receiver_config(
+        site.settings, port=port, bind=bind, ae_title=ae_title,
+        max_associations=max_associations, allow=allow or (), tls_cert=tls_cert,
+        tls_key=tls_key,
+    )  # fmt: skip
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+    try:
+        summary = run_receiver(
+            site, config, stop, drain_seconds=drain_seconds,
+            ready=lambda address: err.print(f"dicomhaven scp: listening on {address} as {config.ae_title}"),
+        )  # fmt: skip
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if as_json:
+        _print_json(summary.as_dict())
+    else:
+        rate = summary.stored / summary.seconds if summary.seconds else 0.0
+        out.print(
+            f"Received {summary.stored} objects ({summary.bytes / 1e6:.1f} MB) in "
+            f"{summary.seconds:.1f} s ({rate:.0f}/s) as job {summary.job_id}; statuses: "
+            + (", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "none")
+        )
+        if summary.outcomes:
+            out.print(
+                "  outcomes: " + ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items()))
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
     from dicomhaven.catalogue import dispose_engines

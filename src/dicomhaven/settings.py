@@ -7,16 +7,18 @@ Precedence, lowest first: defaults, the site's settings file, environment variab
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from dicomhaven.errors import ConfigError
 
@@ -27,10 +29,12 @@ __all__ = [
     "LogLevel",
     "SettingInfo",
     "Settings",
+    "check_ae_title",
     "load_settings",
     "registry",
     "render_markdown",
     "render_settings_file",
+    "split_allow_entry",
 ]
 
 ENV_PREFIX = "DICOMHAVEN_"
@@ -47,6 +51,46 @@ class LogLevel(StrEnum):
 class LogFormat(StrEnum):
     JSON = "json"
     TEXT = "text"
+
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+def check_ae_title(value: str) -> str:
+    """An Application Entity title as PS3.5 allows it (1-16 characters of the default
+    repertoire, no backslash or control character, not all spaces), without padding."""
+    title = value.strip(" ")
+    if not title or len(title) > 16:
+        raise ValueError(f"an AE title has 1 to 16 characters, not {len(title)}")
+    if any(not (0x20 <= ord(c) < 0x7F) or c == "\\" for c in title):
+        raise ValueError(
+            "an AE title may hold only printable ASCII characters other than backslash"
+        )
+    return title
+
+
+def split_allow_entry(entry: str) -> tuple[str, str | None]:
+    """``AE`` or ``AE@host`` (the last ``@`` starts the host: an IP address or host name)."""
+    title, at, host = entry.rpartition("@")
+    if not at:
+        return check_ae_title(entry), None
+    host = host.strip()
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        if not _HOSTNAME.match(host):
+            raise ValueError(
+                "expected AE or AE@host, where host is an IP address or a host name"
+            ) from None
+    return check_ae_title(title), host
+
+
+def _allow_entry(entry: str) -> str:
+    title, host = split_allow_entry(entry)
+    return title if host is None else f"{title}@{host}"
 
 
 class Settings(BaseModel):
@@ -126,6 +170,30 @@ class Settings(BaseModel):
             "ledger, so a power cut cannot lose an object the ledger says it has."
         ),
     )
+    scp_ae_title: Annotated[str, AfterValidator(check_ae_title)] = Field(
+        default="DICOMHAVEN",
+        description=(
+            "AE title of the DICOM receiver (dicomhaven scp); associations calling another "
+            "AE title are rejected."
+        ),
+    )
+    scp_allow: tuple[Annotated[str, AfterValidator(_allow_entry)], ...] = Field(
+        default=(),
+        description=(
+            "Calling AE titles the DICOM receiver accepts, each as AE (from any host) or "
+            "AE@host (an IP address or host name); every other caller is rejected. "
+            "dicomhaven scp --allow adds to this list."
+        ),
+    )
+    scp_max_associations: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description=(
+            "Associations the DICOM receiver serves at once; one more is rejected as "
+            "'local limit exceeded' (transient), so the sender retries later."
+        ),
+    )
     log_level: LogLevel = Field(default=LogLevel.INFO, description="Lowest level written to logs.")
     log_format: LogFormat = Field(
         default=LogFormat.JSON,
@@ -183,8 +251,11 @@ def _yaml_key_lines(text: str) -> dict[str, int]:
     node = yaml.compose(text)
     lines: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
-        for key_node, _ in node.value:
+        for key_node, value_node in node.value:
             lines[str(key_node.value)] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.SequenceNode):  # items of a list: "key[0]", ...
+                for index, item in enumerate(value_node.value):
+                    lines[f"{key_node.value}[{index}]"] = item.start_mark.line + 1
     return lines
 
 
@@ -237,10 +308,11 @@ def load_settings(site_dir: Path | None, environ: Mapping[str, str] | None = Non
         problems = []
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "?"
+            item = f"{name}[{error['loc'][1]}]" if len(error["loc"]) > 1 else name
             if name in env_values:
                 where = f"environment variable {ENV_PREFIX}{name.upper()}"
             elif path is not None:
-                where = f"{path}:{lines.get(name, 1)}"
+                where = f"{path}:{lines.get(item, lines.get(name, 1))}"
             else:
                 where = "settings"
             if error["type"] == "extra_forbidden":
