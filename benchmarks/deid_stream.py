@@ -35,8 +35,8 @@ from deid_headers import (
     MB,
     Run,
     build_corpus,
-    dicomhaven_file,
     dicomhaven_setup,
+    engine_file,
     in_child,
     peers_python,
     pydicom_file,
@@ -54,7 +54,7 @@ def stream_file(source: Path, target: Path) -> None:
     data = source.read_bytes()
     out = deidentify_bytes(data, profile, context)
     if out is None:
-        dicomhaven_file(source, target)
+        engine_file(source, target)
         return
     write_bytes(out, target)
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         run_serial("warm-up", stream_file, files, work / "warm")
         runs: list[Run] = [
             run_serial("pydicom read+write", pydicom_file, files, work / "pydicom"),
-            run_serial("engine, 1 worker", dicomhaven_file, files, work / "engine"),
+            run_serial("engine, 1 worker", engine_file, files, work / "engine"),
             run_serial("stream, 1 worker", stream_file, files, work / "stream"),
         ]
         if python is not None:
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         print("  best of 3, seconds:")
         for name, process in (
             ("pydicom read+write", pydicom_file),
-            ("engine", dicomhaven_file),
+            ("engine", engine_file),
             ("stream", stream_file),
         ):
             seconds = best_of(process, BIG_RDSR, out)
