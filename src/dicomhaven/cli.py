@@ -773,6 +773,66 @@ def scp(
             )
 
 
+@app.command()
+def redact(
+    paths: Annotated[list[Path], typer.Argument(help="Input files or folders, then OUT last.")],
+    detector: Annotated[
+        str, typer.Option(help="Engine that finds the text: rapidocr, tesseract, tesseract-turned.")
+    ] = "rapidocr",
+    verifier: Annotated[
+        str, typer.Option(help="A second, independent engine that checks after blanking.")
+    ] = "tesseract",
+    frames: Annotated[
+        int, typer.Option(min=1, max=64, help="Frames of a clip to read (spread first to last).")
+    ] = 3,
+    templates: Annotated[
+        Path | None, typer.Option(help="A folder of device templates (a site's templates/).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make the pixels of files or folders safe into OUT (the last argument).
+
+    Burned-in text is found, blanked on every frame for good and checked by a second
+    engine; headers are not touched (see 'dicomhaven deid'). Outputs are named
+    OUT/<SOP Instance UID>.dcm. Exit 1 when any file could not be made safe.
+    """
+    from dicomhaven.pixels import PixelPolicy, TemplateStore, engine_named
+    from dicomhaven.pixels._folder import redact_paths
+
+    if len(paths) < 2:
+        raise ConfigError(
+            "give at least one input and the output folder: dicomhaven redact IN... OUT"
+        )
+    *inputs, out_dir = paths
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {missing[0]}")
+    for name in (detector, verifier):
+        try:
+            engine_named(name)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    policy = PixelPolicy(detector=detector, verifier=verifier, frames_to_read=frames)
+    store = TemplateStore(templates) if templates is not None else None
+    with _progress(disabled=as_json) as bar:
+        task = bar.add_task("reading pixels", total=None)
+        summary = redact_paths(
+            inputs, out_dir, policy=policy, templates=store,
+            progress=lambda n: bar.advance(task, n),
+        )  # fmt: skip
+    log.info("redact finished", extra={"files": summary.files, **dict(summary.outcomes)})
+    if as_json:
+        _print_json(summary.as_dict())
+    else:
+        counts = ", ".join(f"{n} {o}" for o, n in sorted(summary.outcomes.items()))
+        out.print(f"Read the pixels of {summary.files} files into {out_dir}: {counts or 'none'}")
+        for path, outcome, detail in summary.results:
+            if outcome in ("held", "skipped"):
+                err.print(f"  {outcome} {path}: {detail}")
+    if summary.held:
+        raise typer.Exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
     from dicomhaven.catalogue import dispose_engines
