@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
@@ -113,10 +114,17 @@ def _images(dataset: Dataset, frames: Sequence[int]) -> list[npt.NDArray[Any]]:
     """``frames`` of ``dataset`` as a viewer shows them, 8 bits, for an OCR engine."""
     decoded = decode(dataset)
     header = dataset
-    if decoded.photometric != str(dataset.get("PhotometricInterpretation", "")):
-        header = Dataset()  # the decoder converted the colour space: describe what it gave
+    big_endian = not getattr(dataset, "is_little_endian", True)
+    if decoded.photometric != str(dataset.get("PhotometricInterpretation", "")) or big_endian:
+        header = Dataset()  # describe what the decoder gave: its colours, native byte order
         header.update(dataset.group_dataset(0x0028))
         header.PhotometricInterpretation = decoded.photometric
+        if big_endian:  # pydicom's palette lookup reads the tables as little endian
+            for colour in ("Red", "Green", "Blue"):
+                keyword = f"{colour}PaletteColorLookupTableData"
+                if keyword in header and isinstance(header[keyword].value, bytes):
+                    swapped = np.frombuffer(header[keyword].value, ">u2").astype("<u2")
+                    header[keyword].value = swapped.tobytes()
     images = []
     for index in frames:
         frame = decoded.frames[index]
