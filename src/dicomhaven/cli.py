@@ -833,6 +833,34 @@ def redact(
         raise typer.Exit(1)
 
 
+@app.command()
+def deface(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
+    """Deface the head CT and MR series the pixel stage held, and release their slices.
+
+    Each series is decided as a whole: a head volume is defaced (a before/after render is
+    kept beside the held copies for review) and released; one that shows no face is
+    released as it is; one that needs a person's review, or could not be defaced safely,
+    stays held with the reason. Exit 1 when any series stays held.
+    """
+    from dicomhaven.pixels._deface_held import deface_held
+
+    site = _open(site_dir)
+    summary = deface_held(site)
+    log.info("deface finished", extra=summary.as_dict())
+    if as_json:
+        _print_json(summary.as_dict())
+    else:
+        out.print(
+            f"{summary.series} held head series: {summary.defaced} defaced, "
+            f"{summary.released_without} showed no face; {summary.objects_released} slices "
+            f"released; {len(summary.held)} series still held"
+        )
+        for reason in summary.held:
+            err.print(f"  held: {reason}")
+    if summary.held:
+        raise typer.Exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
     from dicomhaven.catalogue import dispose_engines

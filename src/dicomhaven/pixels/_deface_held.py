@@ -1,0 +1,163 @@
+"""Defacing the head series the pixel stage held (``dicomhaven deface``).
+
+Defacing needs a whole volume, and the pipeline sees one slice at a time: the pixel stage
+holds each slice of a head CT or MR volume (:data:`AWAITS_DEFACING`). This step gathers the
+held slices by series, decides per series (:func:`face_triage`), and:
+
+- defaces a head volume, saves the before/after review render beside the held copies (it
+  shows the face, so it stays in the quarantine zone), writes each slice to the store and
+  releases it;
+- releases a series that shows no face (too few slices, too small a field of view);
+- leaves held, with a new reason, a series that needs a person's review or that could not
+  be defaced safely.
+
+Every slice's ledger entry moves in one transaction per series, with its reason.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from sqlalchemy import select
+
+from dicomhaven.catalogue import LedgerObject, ObjectStatus, make_engine, make_sessionmaker
+from dicomhaven.deid._engine import write_dataset
+from dicomhaven.identity import SITE_PROJECT
+from dicomhaven.identity._stage import project_keys
+from dicomhaven.ledger import Ledger
+from dicomhaven.pipeline import Outcome
+from dicomhaven.pixels._deface import deface_series
+from dicomhaven.pixels._face_triage import FaceDecision, face_triage
+from dicomhaven.pixels._stage import AWAITS_DEFACING
+from dicomhaven.pixels._volume import DefacingError
+from dicomhaven.site import Site
+
+__all__ = ["CLEAN_VISUAL_FEATURES", "DefaceSummary", "deface_held", "mark_defaced"]
+
+STAGE = "deface"
+#: PS3.16 CID 7050: the Clean Recognizable Visual Features Option of PS3.15 Annex E.
+CLEAN_VISUAL_FEATURES = ("113102", "DCM", "Clean Recognizable Visual Features Option")
+
+
+def mark_defaced(dataset: Dataset) -> None:
+    """Record, as PS3.15 asks, that the face was removed: Recognizable Visual Features NO
+    and the option's code in De-identification Method Code Sequence (once)."""
+    dataset.RecognizableVisualFeatures = "NO"
+    value, scheme, meaning = CLEAN_VISUAL_FEATURES
+    codes = dataset.get("DeidentificationMethodCodeSequence") or Sequence()
+    if not any(
+        c.get("CodeValue") == value and c.get("CodingSchemeDesignator") == scheme for c in codes
+    ):
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+        codes.append(item)
+    dataset.DeidentificationMethodCodeSequence = codes
+
+
+@dataclass
+class DefaceSummary:
+    series: int = 0
+    defaced: int = 0  # series
+    released_without: int = 0  # series that show no face
+    held: list[str] = field(default_factory=list)  # a reason per series left held
+    objects_released: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "series": self.series,
+            "defaced": self.defaced,
+            "released_without_defacing": self.released_without,
+            "held": self.held,
+            "objects_released": self.objects_released,
+        }
+
+
+@dataclass
+class _Slice:
+    object_id: int
+    copy: Path  # the header-de-identified copy in quarantine
+    dataset: Dataset
+
+
+def _held_slices(site: Site) -> dict[tuple[str, str], list[_Slice]]:
+    """The slices held for defacing, by (pseudonym, original series UID)."""
+    keys = project_keys(site.root, SITE_PROJECT)
+    with make_sessionmaker(make_engine(site.database_url))() as session:
+        held = list(
+            session.scalars(
+                select(LedgerObject).where(
+                    LedgerObject.status == ObjectStatus.QUARANTINED,
+                    LedgerObject.reason == AWAITS_DEFACING,
+                )
+            )
+        )
+    series: dict[tuple[str, str], list[_Slice]] = defaultdict(list)
+    for obj in held:
+        original = pydicom.dcmread(
+            site.intake / obj.intake_path, stop_before_pixels=True, force=True
+        )
+        copy = (
+            site.zone("quarantine") / str(obj.pseudonym)
+            / keys.uid(str(original.StudyInstanceUID))
+            / f"{keys.uid(str(original.SOPInstanceUID))}.dcm"
+        )  # fmt: skip
+        if not copy.is_file():
+            continue  # purged (consent withdrawn) or not written: nothing to deface
+        key = (str(obj.pseudonym), str(original.SeriesInstanceUID))
+        series[key].append(_Slice(obj.id, copy, pydicom.dcmread(copy, force=True)))
+    return series
+
+
+def deface_held(site: Site) -> DefaceSummary:
+    """Deface every complete head series the pixel stage held, and release its slices."""
+    summary = DefaceSummary()
+    ledger = Ledger(make_engine(site.database_url))
+    job = ledger.start_job("deface")
+    try:
+        for slices in _held_slices(site).values():
+            summary.series += 1
+            _one_series(site, ledger, job, slices, summary)
+    finally:
+        ledger.finish_job(job, summary.as_dict())
+    return summary
+
+
+def _one_series(
+    site: Site, ledger: Ledger, job: int, slices: list[_Slice], summary: DefaceSummary
+) -> None:
+    datasets = [s.dataset for s in slices]
+    decision = face_triage(datasets)
+    reason: str
+    if decision.decision is FaceDecision.REVIEW:
+        why = "; ".join(decision.reasons)
+        summary.held.append(f"needs review: {why}")
+        ledger.hold(job, [s.object_id for s in slices], f"held for review: {why}", STAGE)
+        return
+    if decision.decision is FaceDecision.DEFACE:
+        review = slices[0].copy.parent / f"face-review-{slices[0].copy.stem}.png"
+        try:
+            deface_series(datasets, review=review)
+        except DefacingError as exc:  # says what failed, never a value
+            summary.held.append(f"could not be defaced: {exc}")
+            ledger.hold(job, [s.object_id for s in slices], f"held: not defaced: {exc}", STAGE)
+            return
+        summary.defaced += 1
+        reason = f"pixels: series defaced (review render {review.name} kept in quarantine)"
+    else:
+        summary.released_without += 1
+        reason = "pixels: head series shows no face: " + "; ".join(decision.reasons)
+    for item in slices:
+        if decision.decision is FaceDecision.DEFACE:
+            mark_defaced(item.dataset)
+        target = site.zone("store") / item.copy.relative_to(site.zone("quarantine"))
+        write_dataset(item.dataset, target)
+        item.copy.unlink()
+    ledger.settle(
+        job, [(s.object_id, Outcome(ObjectStatus.RELEASED, reason, STAGE)) for s in slices]
+    )
+    summary.objects_released += len(slices)
