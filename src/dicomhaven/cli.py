@@ -546,6 +546,76 @@ def vault_rotate_key(site_dir: SiteOption = DEFAULT_SITE, token: TokenOption = N
     out.print(f"vault key rotated: {count} values re-sealed; new key in {site.vault_key_path}")
 
 
+templates_app = typer.Typer(
+    help="Device templates: where each device burns text into its images.", no_args_is_help=True
+)
+app.add_typer(templates_app, name="templates")
+
+
+@templates_app.command("list")
+def templates_list(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
+    """Every device's template: its status, regions and how many images taught it."""
+    from dicomhaven.pixels import TemplateStore
+
+    site = _open(site_dir)
+    found = TemplateStore(site.root / "templates").all()
+    if as_json:
+        _print_json([{"id": t.device.id, **t.as_dict()} for t in found])
+        return
+    for template in found:
+        device = template.device
+        out.print(
+            f"{device.id}  {template.status.value:<9} {len(template.regions)} regions, "
+            f"learned from {template.learned_from} images  {device.manufacturer} "
+            f"{device.model} {device.software} {device.columns}x{device.rows}"
+        )
+
+
+def _template_device(site: Any, device_id: str) -> Any:
+    from dicomhaven.pixels import TemplateStore
+
+    store = TemplateStore(site.root / "templates")
+    for template in store.all():
+        if template.device.id == device_id:
+            return store, template.device
+    raise ConfigError(f"no template {device_id}; see 'dicomhaven templates list'")
+
+
+@templates_app.command("approve")
+def templates_approve(
+    device_id: Annotated[str, typer.Argument(help="The template's id (device-...).")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+) -> None:
+    """Approve a reviewed template: the device's images are then blanked in its regions
+    without reading every frame (one in ten is still read to check it). Data managers only;
+    audited."""
+    from dicomhaven.access import Action
+
+    site = _open(site_dir)
+    store, device = _template_device(site, device_id)
+    actor = _authorised(site, token, Action.REVIEW_TEMPLATES, target=device_id, reason="approve")
+    template = store.approve(device, actor.name)
+    out.print(f"template {device_id} approved by {actor.name}: {len(template.regions)} regions")
+
+
+@templates_app.command("revoke")
+def templates_revoke(
+    device_id: Annotated[str, typer.Argument(help="The template's id (device-...).")],
+    reason: Annotated[str, typer.Option(help="Why: kept with the template.")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+) -> None:
+    """Stop using a template: the device's images are read in full again. Audited."""
+    from dicomhaven.access import Action
+
+    site = _open(site_dir)
+    store, device = _template_device(site, device_id)
+    _authorised(site, token, Action.REVIEW_TEMPLATES, target=device_id, reason=reason)
+    store.revoke(device, reason)
+    out.print(f"template {device_id} revoked")
+
+
 clinical_app = typer.Typer(help="Linked clinical data, under pseudonyms.", no_args_is_help=True)
 app.add_typer(clinical_app, name="clinical")
 

@@ -23,6 +23,7 @@ class Action(StrEnum):
     READ_AUDIT = "read-audit"
     ROTATE_VAULT_KEY = "rotate-vault-key"
     PURGE = "purge"
+    REVIEW_TEMPLATES = "review-templates"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -33,4 +34,5 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.READ_AUDIT: frozenset({Role.AUDITOR, Role.DATA_MANAGER}),
     Action.ROTATE_VAULT_KEY: frozenset({Role.DATA_MANAGER}),
     Action.PURGE: frozenset({Role.DATA_MANAGER}),
+    Action.REVIEW_TEMPLATES: frozenset({Role.DATA_MANAGER}),
 }
