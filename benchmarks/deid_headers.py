@@ -30,6 +30,7 @@ import functools
 import io
 import json
 import multiprocessing
+import os
 import resource
 import shutil
 import subprocess
@@ -48,7 +49,7 @@ import deid_data  # type: ignore[import-untyped]
 import pydicom
 
 from dicomhaven.deid import DeidContext, Profile, deidentify, load_profile, write_dataset
-from dicomhaven.deid._stream import deidentify_bytes, write_bytes
+from dicomhaven.deid._stream import rewrite_bytes, write_bytes
 from dicomhaven.identity import ProjectKeys
 from dicomhaven.synth import generate_site
 
@@ -87,9 +88,9 @@ def dicomhaven_file(source: Path, target: Path) -> None:
     elements copied; the pydicom path for the files the byte path declines."""
     profile, context = dicomhaven_setup()
     data = source.read_bytes()
-    out = deidentify_bytes(data, profile, context)
-    if out is not None:
-        write_bytes(out, target)
+    rewritten = rewrite_bytes(data, profile, context)
+    if rewritten is not None:
+        write_bytes(rewritten.parts, target)
         return
     dataset = pydicom.dcmread(io.BytesIO(data))
     deidentify(dataset, profile, context)
@@ -295,6 +296,11 @@ def phases(path: Path, out: Path, rounds: int = 3) -> dict[str, float]:
     profile, context = dicomhaven_setup()
     best: dict[str, float] = {}
     for _ in range(rounds):
+        for old in out.glob("*.dcm"):  # every tool writes a new file, as in the corpus runs
+            old.unlink()
+        # Dirty pages left by earlier writes make the kernel throttle whoever writes next:
+        # flush them before each timing so that no tool pays for another's writes.
+        os.sync()
         times = {}
         start = time.perf_counter()
         dataset = pydicom.dcmread(path)
@@ -306,7 +312,10 @@ def phases(path: Path, out: Path, rounds: int = 3) -> dict[str, float]:
         write_dataset(dataset, out / "one.dcm")
         times["write"] = time.perf_counter() - start
         times["total"] = times["read"] + times["deidentify"] + times["write"]
+        os.sync()
         times["cp"] = timed_file(copy_file, path, out / "copy.dcm")[0]
+        os.sync()
+        times["product"] = timed_file(dicomhaven_file, path, out / "product.dcm")[0]
         best = {key: min(value, best.get(key, value)) for key, value in times.items()}
     return best
 
@@ -317,9 +326,9 @@ def single_file(path: Path, out: Path, files: list[Path], runs: list[Run]) -> di
     elements = sum(1 for _ in pydicom.dcmread(path).iterall())
     print(f"  {path.name} ({path.stat().st_size / MB:.1f} MB, {elements:,} elements)")
     print(
-        f"    dicomhaven, best of 3: {times['total']:.2f} s = read {times['read']:.2f} "
-        f"+ deidentify {times['deidentify']:.2f} + write {times['write']:.2f}; "
-        f"cp {times['cp'] * 1000:.0f} ms"
+        f"    dicomhaven, best of 3: {times['product']:.2f} s; its pydicom path alone "
+        f"{times['total']:.2f} s = read {times['read']:.2f} + deidentify "
+        f"{times['deidentify']:.2f} + write {times['write']:.2f}; cp {times['cp'] * 1000:.0f} ms"
     )
     if path in files:  # --quick leaves the big RDSR out of the corpus
         index = files.index(path)
@@ -435,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
             peer_time / two.time_over(common),
             GOAL_TWO_WORKERS,
         )
-        goal("big RDSR, seconds", rdsr["total"], GOAL_RDSR_SECONDS, higher_is_better=False)
+        goal("big RDSR, seconds", rdsr["product"], GOAL_RDSR_SECONDS, higher_is_better=False)
         goal(
             "peak RSS after twice the files, times after once",
             rss_twice / rss_one,
@@ -444,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         goal(
             "mammogram, times cp",
-            mg["total"] / mg["cp"],
+            mg["product"] / mg["cp"],
             GOAL_MAMMOGRAM_VS_CP,
             higher_is_better=False,
         )

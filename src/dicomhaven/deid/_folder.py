@@ -102,7 +102,7 @@ def _on_bytes(
     if rewritten is None or not rewritten.study_instance_uid or not rewritten.sop_instance_uid:
         return False
     target = out / pseudonym / rewritten.study_instance_uid / f"{rewritten.sop_instance_uid}.dcm"
-    write_bytes(rewritten.data, target)
+    write_bytes(rewritten.parts, target)
     summary.written += 1
     summary.profiles[profile.sha256] += 1
     summary.results.append((str(path), "written", str(target.relative_to(out))))

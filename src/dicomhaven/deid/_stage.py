@@ -108,7 +108,7 @@ class HeaderStage:
             ctx.site_root / ("quarantine" if held else "store") / str(obj.pseudonym)
             / str(rewritten.study_instance_uid) / f"{rewritten.sop_instance_uid}.dcm"
         )  # fmt: skip
-        write_bytes(rewritten.data, target)
+        write_bytes(rewritten.parts, target)
         if held:
             return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
         return Outcome(ObjectStatus.RELEASED, RELEASED_REASON, self.name)

@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -132,6 +134,9 @@ KEEP, DROP, CHANGE, SEQUENCE, CHARSET, DECLINE, ZERO, REPLACE, TRACK = range(9)
 # Under the Retain Safe Private Option: a private creator (kept while its block keeps an
 # element), and a private element (decided with its creator's name).
 CREATOR, PRIVATE = 9, 10
+
+
+_IOV_MAX = 1024  # pieces per writev call (the Linux limit)
 
 
 class _Decline(Exception):
@@ -948,10 +953,17 @@ def _syntax(meta: FileMetaDataset) -> UID:
 class Rewritten:
     """A de-identified file, and what a caller needs to know of it without reading it."""
 
-    data: bytes
+    #: The file in pieces: kept runs are views of the input, so a large pixel data element
+    #: is never copied in memory; :func:`write_bytes` writes them as they are.
+    parts: tuple[bytes | memoryview, ...]
     study_instance_uid: str | None  # as de-identified; None when the output has none
     sop_instance_uid: str | None
     top_level_tags: frozenset[int]  # of its data set (Pixel Data, overlays, ...: what to check)
+
+    @functools.cached_property
+    def data(self) -> bytes:
+        """The file as one bytes object (one copy of every piece)."""
+        return b"".join(self.parts)
 
 
 def _rewrite(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten:
@@ -1019,7 +1031,7 @@ def _rewrite(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten:
     )
     study = rewriter.top.get(_STUDY_INSTANCE)
     return Rewritten(
-        data=b"".join([data[:128], b"DICM", meta_bytes, *out]),
+        parts=(data[:128], b"DICM", meta_bytes, *out),
         study_instance_uid=_text(study),
         sop_instance_uid=_text(instance),
         top_level_tags=frozenset(
@@ -1126,9 +1138,22 @@ def deidentify_bytes(data: bytes, profile: Profile, ctx: DeidContext) -> bytes |
     return None if rewritten is None else rewritten.data
 
 
-def write_bytes(data: bytes, target: Path) -> None:
-    """Write atomically (a partial file, then a rename), as ``write_dataset`` does."""
+def write_bytes(data: bytes | Sequence[bytes | memoryview], target: Path) -> None:
+    """Write atomically (a partial file, then a rename), as ``write_dataset`` does; pieces
+    are gathered by the kernel (``writev``), not joined in memory first."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.part")
-    partial.write_bytes(data)
+    pieces = [memoryview(data)] if isinstance(data, bytes) else [memoryview(p) for p in data]
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        index = 0
+        while index < len(pieces):
+            written = os.writev(fd, pieces[index : index + _IOV_MAX])
+            while index < len(pieces) and written >= len(pieces[index]):  # written whole
+                written -= len(pieces[index])
+                index += 1
+            if written:  # the rest of a piece written in part goes next
+                pieces[index] = pieces[index][written:]
+    finally:
+        os.close(fd)
     partial.replace(target)
