@@ -3,8 +3,8 @@
 For an image the header triage calls risky:
 
 1. **Find the text.** With an approved template for its device, the template's regions are
-   blanked without reading (and one image in the template's ``sample_every`` is still read
-   in full, to check the template still covers the text). Otherwise the detector reads a
+   blanked without reading or verifying (one image in the template's ``sample_every`` is
+   still read and verified in full, and revokes the template if it finds text outside it). Otherwise the detector reads a
    few frames (all of a short clip; the first, middle and last of a long one: devices
    draw their text at the same place on every frame) and **every** word it finds is
    blanked, padded, on every frame. Blanking only the words judged identifying missed
@@ -198,7 +198,10 @@ def _clean_risky(
     use_template = template is not None and template.in_use
     boxes: list[Box] = []
     rules: set[str] = set()
-    if not use_template or _sampled(dataset, template.sample_every if template else 1):
+    # With an approved template, only the sampled image is read (and verified): the others
+    # are blanked in the template's regions, as the data manager approved.
+    reading = not use_template or _sampled(dataset, template.sample_every if template else 1)
+    if reading:
         words = _read(dataset, engine_named(policy.detector), frames)
         boxes = [w.box.padded(policy.padding, (rows, columns)) for w in words]
         # Everything read is blanked; which rules fired is recorded for review.
@@ -216,7 +219,7 @@ def _clean_risky(
             return PixelResult(PixelOutcome.HELD, verdict, decision)
         return PixelResult(PixelOutcome.CLEAN, "read; no text found", decision)
     redact(dataset, regions)
-    verdict = _verify(dataset, known, policy, frames)
+    verdict = _verify(dataset, known, policy, frames) if reading else None
     if verdict:
         return PixelResult(PixelOutcome.HELD, verdict, decision, tuple(regions), use_template)
     mark_burned_in_annotation_removed(dataset)
