@@ -176,6 +176,19 @@ def synth(
     )
 
 
+def _inputs_and_out(paths: Sequence[Path], command: str) -> tuple[list[Path], Path]:
+    """``IN... OUT``: the inputs, each of which must exist, and the output folder."""
+    if len(paths) < 2:
+        raise ConfigError(
+            f"give at least one input and the output folder: dicomhaven {command} IN... OUT"
+        )
+    *inputs, out_dir = paths
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {missing[0]}")
+    return inputs, out_dir
+
+
 def _progress(*, disabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -721,14 +734,7 @@ def deid(
     from dicomhaven.deid._folder import deidentify_paths
     from dicomhaven.identity import SITE_PROJECT
 
-    if len(paths) < 2:
-        raise ConfigError(
-            "give at least one input and the output folder: dicomhaven deid IN... OUT"
-        )
-    *inputs, out_dir = paths
-    missing = [p for p in inputs if not p.exists()]
-    if missing:
-        raise ConfigError(f"no such file or folder: {missing[0]}")
+    inputs, out_dir = _inputs_and_out(paths, "deid")
     chosen = load_profile(profile)
     profiles = load_layers(layers, chosen) if layers else ProfileLayers(chosen)
     site = _open(site_dir)
@@ -869,14 +875,7 @@ def redact(
     from dicomhaven.pixels import PixelPolicy, TemplateStore, engine_named
     from dicomhaven.pixels._folder import redact_paths
 
-    if len(paths) < 2:
-        raise ConfigError(
-            "give at least one input and the output folder: dicomhaven redact IN... OUT"
-        )
-    *inputs, out_dir = paths
-    missing = [p for p in inputs if not p.exists()]
-    if missing:
-        raise ConfigError(f"no such file or folder: {missing[0]}")
+    inputs, out_dir = _inputs_and_out(paths, "redact")
     for name in (detector, verifier):
         try:
             engine_named(name)
