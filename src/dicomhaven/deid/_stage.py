@@ -70,7 +70,7 @@ class HeaderStage:
             pseudonym=obj.pseudonym,
             known_values=known_values(ctx.site_root, obj.pseudonym),
         )
-        profile = self.profiles.for_header(obj.header())
+        profile = self.profiles.for_header(obj.leading_header())
         obj.profile_sha256 = profile.sha256
         # On the bytes first: kept elements are copied, not parsed and written again.
         rewritten = rewrite_bytes(obj.intake_file.read_bytes(), profile, context)

@@ -171,7 +171,7 @@ class IdentityStage:
     name: str = "identity"
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
-        resolution = resolve_patient(ctx.site_root, obj.header())
+        resolution = resolve_patient(ctx.site_root, obj.leading_header())
         if resolution.pseudonym is None:
             assert resolution.problem is not None
             return Outcome(ObjectStatus.QUARANTINED, resolution.problem, self.name)

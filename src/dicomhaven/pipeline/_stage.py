@@ -54,6 +54,11 @@ class StageContext:
         return self.site_root / "intake"
 
 
+#: The last top-level tag :meth:`PipelineObject.leading_header` reads: the patient module
+#: (group 0010) and the device attributes (Software Versions is (0018,1020)).
+LEADING_TAGS_END = 0x0018FFFF
+
+
 @dataclass
 class PipelineObject:
     """One object travelling through the stages. Its data set is read from intake on demand,
@@ -66,6 +71,7 @@ class PipelineObject:
     profile_sha256: str | None = None  # the de-identification profile that made its copy
     _header: Dataset | None = field(default=None, repr=False)
     _full: Dataset | None = field(default=None, repr=False)
+    _leading: Dataset | None = field(default=None, repr=False)
 
     def header(self) -> Dataset:
         if self._full is not None:
@@ -74,6 +80,19 @@ class PipelineObject:
             # Read from the file, not its bytes: pydicom then stops reading at the pixels.
             self._header = pydicom.dcmread(self.intake_file, stop_before_pixels=True, force=True)
         return self._header
+
+    def leading_header(self) -> Dataset:
+        """The file meta and the top-level elements up to the device attributes (group
+        0018): what the identity and header stages decide on (patient, modality, device),
+        read without parsing the rest, so a large report is not read whole twice. The whole
+        header when the file cannot be read that way."""
+        if self._full is not None or self._header is not None:
+            return self.header()
+        if self._leading is None:
+            from dicomhaven.deid._stream import leading_elements  # the byte path's reader
+
+            self._leading = leading_elements(self.intake_file.read_bytes(), LEADING_TAGS_END)
+        return self._leading if self._leading is not None else self.header()
 
     def dataset(self) -> Dataset:
         if self._full is None:
