@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from dicomhaven._yaml import read_yaml
 from dicomhaven.errors import ConfigError
 
 __all__ = [
@@ -246,32 +247,13 @@ def registry() -> list[SettingInfo]:
     return rows
 
 
-def _yaml_key_lines(text: str) -> dict[str, int]:
-    """Line number (1-based) of each top-level key, for messages that point into the file."""
-    node = yaml.compose(text)
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            lines[str(key_node.value)] = key_node.start_mark.line + 1
-            if isinstance(value_node, yaml.SequenceNode):  # items of a list: "key[0]", ...
-                for index, item in enumerate(value_node.value):
-                    lines[f"{key_node.value}[{index}]"] = item.start_mark.line + 1
-    return lines
-
-
 def _read_settings_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data, lines = read_yaml(path, "settings file")
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of setting names to values")
-    return data, _yaml_key_lines(text)
+    return data, lines
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:

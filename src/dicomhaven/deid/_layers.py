@@ -22,9 +22,9 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydicom.dataset import Dataset
 
+from dicomhaven._yaml import read_yaml
 from dicomhaven.deid._profile import Profile, load_layer
 from dicomhaven.errors import ConfigError
 
@@ -101,26 +101,17 @@ def _composed(layers: ProfileLayers, values: tuple[str, ...]) -> Profile:
 def load_layers(path: Path, base: Profile) -> ProfileLayers:
     """Read and check a layers file; each layer is loaded once on ``base`` to find its
     errors now, with file and line, rather than on the first object it matches."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"layers file {path} not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML") from None
+    data, lines = read_yaml(path, "layers file")
+    data = data or {}
     if (
         not isinstance(data, dict)
         or set(data) != {"layers"}
         or not isinstance(data["layers"], list)
     ):
         raise ConfigError(f"{path}: a layers file is a mapping with one key, 'layers', a list")
-    entries = _entry_lines(node)
     layers = []
     for number, entry in enumerate(data["layers"]):
-        where = f"{path}:{entries[number] if number < len(entries) else 1}"
+        where = f"{path}:{lines.get(f'layers[{number}]', 1)}"
         if not isinstance(entry, dict) or set(entry) != {"profile", "match"}:
             raise ConfigError(f"{where}: each layer has 'profile' (a file) and 'match'")
         match = entry["match"]
@@ -138,13 +129,3 @@ def load_layers(path: Path, base: Profile) -> ProfileLayers:
         pairs = tuple(sorted((str(k), _normal(v)) for k, v in match.items()))
         layers.append(Layer(profile.resolve(), pairs))
     return ProfileLayers(base, tuple(layers))
-
-
-def _entry_lines(node: yaml.Node | None) -> list[int]:
-    """The line of each entry of the 'layers' list, for messages."""
-    if not isinstance(node, yaml.MappingNode):
-        return []
-    for key, value in node.value:
-        if key.value == "layers" and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
-    return []

@@ -22,9 +22,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydicom.datadict import tag_for_keyword
 
+from dicomhaven._yaml import read_yaml
 from dicomhaven.deid._table import Option, options_conflict
 from dicomhaven.errors import ConfigError
 
@@ -75,13 +75,6 @@ class Profile:
         return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _lines(text: str) -> dict[str, int]:
-    node = yaml.compose(text)
-    if isinstance(node, yaml.MappingNode):
-        return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
-    return {}
-
-
 def _find(reference: str, relative_to: Path | None) -> Path:
     if reference.endswith((".yaml", ".yml")):
         path = Path(reference)
@@ -92,18 +85,11 @@ def _find(reference: str, relative_to: Path | None) -> Path:
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"profile {path} not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML") from None
+    data, lines = read_yaml(path, "profile")
+    data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a profile is a mapping of {', '.join(sorted(_KEYS))}")
-    return data, _lines(text)
+    return data, lines
 
 
 def _keywords(values: Any, path: Path, line: int, key: str) -> frozenset[str]:

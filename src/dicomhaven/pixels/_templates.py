@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from pydicom.dataset import Dataset
 
+from dicomhaven._yaml import read_yaml
 from dicomhaven.errors import ConfigError
 
 __all__ = [
@@ -234,19 +235,7 @@ class TemplateStore:
 
 
 def _read(path: Path) -> Template:
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML") from None
-    lines = (
-        {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
-        if isinstance(node, yaml.MappingNode)
-        else {}
-    )
+    data, lines = read_yaml(path, "template")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a template is a mapping of {', '.join(sorted(_KEYS))}")
     for key in data:
