@@ -547,17 +547,24 @@ def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
     meta = getattr(dataset, "file_meta", None)
     # Only a real file meta group is updated: a data set read without one stays without.
     if isinstance(dataset, FileDataset) and meta is not None and "TransferSyntaxUID" in meta:
-        if "SOPInstanceUID" in dataset:
-            meta.MediaStorageSOPInstanceUID = UID(str(dataset.SOPInstanceUID))
-        for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                        "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
-                        "PrivateInformation"):  # fmt: skip
-            if keyword in meta:
-                delattr(meta, keyword)
-        meta.ImplementationVersionName = f"DICOMHAVEN_{__version__}".replace(".", "_")[:16]
-        if meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
-            # Written inflated: the same data set, losslessly, in the plain syntax.
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        sop_instance = dataset.SOPInstanceUID if "SOPInstanceUID" in dataset else None
+        update_file_meta(meta, sop_instance)
+
+
+def update_file_meta(meta: Dataset, sop_instance_uid: object | None) -> None:
+    """The file meta of a de-identified object: the new SOP Instance UID, no AE titles or
+    private information of the sender, our implementation name, and deflated data written
+    inflated (the same data set, losslessly, in the plain syntax)."""
+    if sop_instance_uid is not None:
+        meta.MediaStorageSOPInstanceUID = UID(str(sop_instance_uid))
+    for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
+                    "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
+                    "PrivateInformation"):  # fmt: skip
+        if keyword in meta:
+            delattr(meta, keyword)
+    meta.ImplementationVersionName = f"DICOMHAVEN_{__version__}".replace(".", "_")[:16]
+    if meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
 
 def write_dataset(dataset: Dataset, target: Path) -> None:

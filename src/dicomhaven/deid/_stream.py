@@ -68,12 +68,10 @@ from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
-    ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
-from dicomhaven import __version__
 from dicomhaven.deid._engine import (
     _CODED_TEXT,
     _CONTENT_VALUE_TAGS,
@@ -90,6 +88,7 @@ from dicomhaven.deid._engine import (
     _private_name,
     _Run,
     _vr,
+    update_file_meta,
 )
 from dicomhaven.deid._iod import AttributeType, attribute_types
 from dicomhaven.deid._profile import Profile
@@ -1051,17 +1050,7 @@ def _file_meta(
 ) -> bytes:
     """The engine's changes to the file meta, then pydicom's when it writes a file."""
     meta: Any = file_meta  # values of any type, as the engine and pydicom assign them
-    # As ``deidentify`` does:
-    if has_instance:
-        meta.MediaStorageSOPInstanceUID = UID(str(sop_instance))
-    for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                    "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
-                    "PrivateInformation"):  # fmt: skip
-        if keyword in meta:
-            delattr(meta, keyword)
-    meta.ImplementationVersionName = f"DICOMHAVEN_{__version__}".replace(".", "_")[:16]
-    if meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    update_file_meta(meta, sop_instance if has_instance else None)  # as ``deidentify`` does
     # As ``save_as(..., enforce_file_format=True)`` does:
     meta_class = meta.get("MediaStorageSOPClassUID", None)
     if meta_class is None or (sop_class and sop_class != meta_class):
