@@ -79,3 +79,13 @@ def test_burned_in_annotation_no_is_believed_only_on_a_trusted_device() -> None:
 
 def test_objects_without_pixels_are_low_risk() -> None:
     assert triage(header(pydicom_file("rtplan.dcm"))).reasons == ("no pixel data",)
+
+
+def test_a_single_valued_image_type_is_read_as_one_value() -> None:
+    from dicomhaven.pixels import head_volume_slice
+
+    ds = header(pydicom_file("CT_small.dcm"))
+    ds.BodyPartExamined = "HEAD"
+    assert head_volume_slice(ds) is not None
+    ds.ImageType = "LOCALIZER"  # one value, not a list of letters
+    assert head_volume_slice(ds) is None

@@ -18,7 +18,8 @@ from enum import StrEnum
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+
+from dicomhaven.pixels._triage import values_of
 
 __all__ = ["FaceDecision", "FaceTriage", "face_triage"]
 
@@ -75,14 +76,6 @@ class FaceTriage:
     @property
     def needs_defacing(self) -> bool:
         return self.decision is FaceDecision.DEFACE
-
-
-def _values(value: object) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, list | tuple | MultiValue):
-        return [str(v).upper() for v in value]
-    return [str(value).upper()]
 
 
 def head_reasons(header: Dataset) -> list[str]:
@@ -179,7 +172,7 @@ def face_triage(datasets: Sequence[Dataset]) -> FaceTriage:
                 (f"Body Part Examined is {part}", "a neck volume may show the lower face"),
             )
         return FaceTriage(FaceDecision.NOT_NEEDED, ("nothing in the header says head",))
-    image_type = set(_values(header.get("ImageType")))
+    image_type = {str(v).upper() for v in values_of(header.get("ImageType"))}
     rendered = sorted(image_type & RENDERED_TYPES)
     described = " ".join(str(header.get(k, "")) for k in ("SeriesDescription", "ProtocolName"))
     reasons = [

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
 from dicomhaven.identity import is_valid_chi_number, is_valid_nhs_number
 from dicomhaven.pixels._ocr import Box, Word
+from dicomhaven.pixels._triage import values_of
 
 __all__ = [
     "Finding",
@@ -90,9 +90,9 @@ class KnownValues:
         """The values a DICOM header holds: Patient's Name and Other Patient Names, Patient
         ID and Other Patient IDs, Accession Number, Patient's Birth Date."""
         names = [str(header.get("PatientName", "") or "")]
-        names += [str(n) for n in _values(header.get("OtherPatientNames"))]
+        names += [str(n) for n in values_of(header.get("OtherPatientNames"))]
         identifiers = [str(header.get("PatientID", "") or "")]
-        identifiers += [str(i) for i in _values(header.get("OtherPatientIDs"))]
+        identifiers += [str(i) for i in values_of(header.get("OtherPatientIDs"))]
         for item in header.get("OtherPatientIDsSequence", []) or []:
             identifiers.append(str(item.get("PatientID", "") or ""))
         identifiers.append(str(header.get("AccessionNumber", "") or ""))
@@ -115,14 +115,6 @@ class Finding:
     box: Box
     rule: Rule
     score: float
-
-
-def _values(value: object) -> list[object]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, list | tuple | MultiValue):
-        return list(value)
-    return [value]
 
 
 # --------------------------------------------------------------------------- phrases

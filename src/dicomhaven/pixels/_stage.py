@@ -31,6 +31,7 @@ from dicomhaven.pixels._clean import PixelOutcome, PixelPolicy, clean_pixels
 from dicomhaven.pixels._face_triage import head_reasons
 from dicomhaven.pixels._match import KnownValues
 from dicomhaven.pixels._templates import TemplateStore
+from dicomhaven.pixels._triage import values_of
 
 __all__ = ["AWAITS_DEFACING", "PixelStage", "head_volume_slice", "patient_known_values"]
 
@@ -43,7 +44,7 @@ def head_volume_slice(dataset: Dataset) -> str | None:
     if not head:
         return None
     modality = str(dataset.get("Modality", "")).upper()
-    image_type = {str(v).upper() for v in dataset.get("ImageType", []) or []}
+    image_type = {str(v).upper() for v in values_of(dataset.get("ImageType"))}
     if int(dataset.get("SamplesPerPixel", 1) or 1) != 1 or image_type & {"VOLUME", "SURFACE"}:
         return "a picture rendered from a head: held for review, it may show the face"
     if modality in ("CT", "MR") and "LOCALIZER" not in image_type:

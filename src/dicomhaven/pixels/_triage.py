@@ -70,7 +70,7 @@ def triage(header: Dataset, *, trusted_device: bool = False) -> Triage:
         reasons.append(f"modality {modality or 'not given'}")
     if str(header.get("SOPClassUID", "")) in SECONDARY_CAPTURE:
         reasons.append("secondary capture")
-    image_type = {str(v).upper() for v in _values(header.get("ImageType"))}
+    image_type = {str(v).upper() for v in values_of(header.get("ImageType"))}
     risky_types = RISKY_IMAGE_TYPES | (
         {"SECONDARY"} if modality not in LOW_RISK_MODALITIES else set()
     )
@@ -102,7 +102,8 @@ def _hard(reasons: list[str]) -> bool:
     )
 
 
-def _values(value: object) -> list[object]:
+def values_of(value: object) -> list[object]:
+    """An element's values as a list, whether it holds one, several or none."""
     if value is None:
         return []
     if isinstance(value, list | tuple | MultiValue):
