@@ -1,6 +1,12 @@
 """Collection: getting objects into the site (folders, the DICOM receiver; pulls later)."""
 
-from dicomhaven.collect._folder import FileResult, IntakeTask, count_files, iter_files
+from dicomhaven.collect._folder import (
+    FileResult,
+    IntakeTask,
+    count_files,
+    iter_files,
+    read_files,
+)
 from dicomhaven.collect._scp import (
     AllowRule,
     ReceiverConfig,
@@ -19,6 +25,7 @@ __all__ = [
     "StoreStatus",
     "count_files",
     "iter_files",
+    "read_files",
     "receiver_config",
     "run_receiver",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,20 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield from _walk(path)
         else:
             yield path
+
+
+def read_files(
+    paths: Iterable[Path], progress: Callable[[int], None] | None = None
+) -> Iterator[tuple[Path, bytes | str]]:
+    """Each file under ``paths`` with its bytes, or why it could not be read (the error's
+    type only: its text may quote a file name); ``progress`` is told of each file."""
+    for path in iter_files(paths):
+        if progress is not None:
+            progress(1)
+        try:
+            yield path, path.read_bytes()
+        except OSError as exc:
+            yield path, f"could not read the file ({type(exc).__name__})"
 
 
 def _walk(folder: Path) -> Iterator[Path]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pydicom
 
-from dicomhaven.collect import iter_files
+from dicomhaven.collect import read_files
 from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
 from dicomhaven.deid._layers import ProfileLayers
 from dicomhaven.deid._stage import unchecked_content
@@ -122,14 +122,10 @@ def deidentify_paths(
 ) -> DeidSummary:
     """De-identify every readable DICOM file under ``paths`` into ``out``."""
     summary = DeidSummary()
-    for path in iter_files(paths):
+    for path, data in read_files(paths, progress):
         summary.files += 1
-        if progress is not None:
-            progress(1)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            summary.skip(path, f"could not read the file ({type(exc).__name__})")
+        if isinstance(data, str):
+            summary.skip(path, data)
             continue
         if _on_bytes(site, path, data, out, profiles, project, summary):
             continue

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pydicom
 
-from dicomhaven.collect import iter_files
+from dicomhaven.collect import read_files
 from dicomhaven.deid._engine import write_dataset
 from dicomhaven.intake import ParsedObject, parse_object
 from dicomhaven.pixels._clean import PixelOutcome, PixelPolicy, clean_pixels
@@ -64,14 +64,10 @@ def redact_paths(
 ) -> RedactSummary:
     """Make the pixels of every readable DICOM file under ``paths`` safe, into ``out``."""
     summary = RedactSummary()
-    for path in iter_files(paths):
+    for path, data in read_files(paths, progress):
         summary.files += 1
-        if progress is not None:
-            progress(1)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            _skip(summary, path, f"could not read the file ({type(exc).__name__})")
+        if isinstance(data, str):
+            _skip(summary, path, data)
             continue
         parsed = parse_object(data)
         if not isinstance(parsed, ParsedObject):
