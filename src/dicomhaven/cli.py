@@ -849,6 +849,351 @@ def scp(
             )
 
 
+# -- pull: C-FIND / C-MOVE from a PACS (issue 7) ---------------------------------------------
+
+
+def _pull_criteria(
+    modality: str | None,
+    date_from: str | None,
+    date_to: str | None,
+    accession: Sequence[str],
+    accessions_csv: Path | None,
+    patients_csv: Path | None,
+) -> Any:
+    from datetime import date
+
+    from dicomhaven.collect import Criteria, read_id_column
+
+    def day(value: str | None, option: str) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            raise ConfigError(f"{option} '{value}': expected a date as YYYY-MM-DD") from None
+
+    accessions = list(accession)
+    if accessions_csv is not None:
+        accessions += read_id_column(
+            accessions_csv, "AccessionNumber", ("accession_number", "AccessionNumber")
+        )
+    patients = (
+        read_id_column(patients_csv, "PatientID", ("patient_id", "PatientID"))
+        if patients_csv is not None
+        else ()
+    )
+    return Criteria(
+        modality=modality.upper() if modality else None,
+        date_from=day(date_from, "--from"),
+        date_to=day(date_to, "--to"),
+        accession_numbers=tuple(dict.fromkeys(accessions)),
+        patient_ids=tuple(patients),
+    )
+
+
+@app.command()
+def pull(
+    site_dir: SiteOption = DEFAULT_SITE,
+    modality: Annotated[
+        str | None, typer.Option(help="Studies with this modality (CT, MR, ...); its series only.")
+    ] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="Studies on or after this date (YYYY-MM-DD).")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="Studies on or before this date (YYYY-MM-DD).")
+    ] = None,
+    accession: Annotated[
+        list[str] | None, typer.Option(help="An accession number; repeatable.")
+    ] = None,
+    accessions_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--accessions-csv", help="CSV with a header row and an accession_number column."
+        ),
+    ] = None,
+    patients_csv: Annotated[
+        Path | None,
+        typer.Option("--patients-csv", help="CSV with a header row and a patient_id column."),
+    ] = None,
+    resume: Annotated[
+        int | None,
+        typer.Option(
+            help="Resume this pull job (criteria: the same ones, or none if it had no list)."
+        ),
+    ] = None,
+    dicomweb: Annotated[
+        str | None,
+        typer.Option(
+            help="Pull over DICOMweb (QIDO-RS, WADO-RS) from this base URL instead of "
+            "C-FIND/C-MOVE."
+        ),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="move: C-MOVE to our receiver; get: C-GET, instances come back on our own "
+            "association (no receiver, no destination); dicomweb: see --dicomweb."
+        ),
+    ] = "move",
+    pacs_host: Annotated[
+        str | None, typer.Option("--pacs-host", help="PACS host (default: 'pacs_host').")
+    ] = None,
+    pacs_port: Annotated[
+        int | None,
+        typer.Option("--pacs-port", min=1, max=65535, help="PACS port (default: 'pacs_port')."),
+    ] = None,
+    pacs_ae: Annotated[
+        str | None, typer.Option("--pacs-ae", help="PACS AE title (default: 'pacs_ae_title').")
+    ] = None,
+    calling_ae: Annotated[
+        str | None, typer.Option("--calling-ae", help="Our AE title (default: 'pull_ae_title').")
+    ] = None,
+    destination: Annotated[
+        str | None,
+        typer.Option(help="C-MOVE destination AE, our receiver (default: 'pull_destination')."),
+    ] = None,
+    receive_port: Annotated[
+        int | None,
+        typer.Option(
+            "--receive-port",
+            min=0,
+            max=65535,
+            help="Run the receiver in this process on this port for the pull (the PACS must "
+            "know it); without it, a running 'dicomhaven scp' receives.",
+        ),
+    ] = None,
+    receive_bind: Annotated[
+        str, typer.Option("--receive-bind", help="IP address the --receive-port receiver binds.")
+    ] = "127.0.0.1",
+    max_moves: Annotated[
+        int | None,
+        typer.Option(
+            "--max-moves", min=1, max=16, help="Retrievals at once (default: 'pull_max_moves')."
+        ),
+    ] = None,
+    pause: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="Seconds to pause after each retrieval (default: 'pull_pause_seconds')."
+        ),
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(
+            "--max-attempts",
+            min=1,
+            max=100,
+            help="Attempts per series (default: 'pull_max_attempts').",
+        ),
+    ] = None,
+    backoff: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="First retry's wait in seconds, doubling (default: 'pull_backoff_seconds')."
+        ),
+    ] = None,
+    drain_seconds: Annotated[
+        float,
+        typer.Option(
+            "--drain-seconds",
+            min=0,
+            help="With --receive-port, --method get or --dicomweb: at the end, how long to go "
+            "on processing received objects (the rest are left for 'dicomhaven process').",
+        ),
+    ] = 60.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull studies from a PACS by criteria: C-FIND, then C-MOVE series by series.
+
+    Every promised instance must reach the ledger; a series that stays short is retried
+    with back-off, then reported. Exit 0 when the pull is complete; 1 when something failed
+    or matched nothing. An interrupted pull resumes with --resume JOB (or by running the
+    same command again).
+    """
+    import signal
+    import threading
+
+    from dicomhaven.collect import (
+        SourceMethod,
+        SourceOptions,
+        open_source,
+        pull_options,
+        run_pull,
+    )
+
+    criteria = _pull_criteria(
+        modality, date_from, date_to, accession or (), accessions_csv, patients_csv
+    )
+    chosen = _choice(SourceMethod, method, "--method")
+    if dicomweb is not None:
+        if chosen is not SourceMethod.MOVE:
+            raise ConfigError(f"--method {method}: not used with --dicomweb; leave it out")
+        chosen = SourceMethod.DICOMWEB
+    source_options = SourceOptions(
+        method=chosen, pacs_host=pacs_host, pacs_port=pacs_port, pacs_ae=pacs_ae,
+        calling_ae=calling_ae, destination=destination, receive_port=receive_port,
+        receive_bind=receive_bind, dicomweb_url=dicomweb, drain_seconds=drain_seconds,
+    )  # fmt: skip
+    source_options.check()
+    site = _open(site_dir)
+    options = pull_options(
+        site.settings, max_moves=max_moves, pause_seconds=pause, max_attempts=max_attempts,
+        backoff=backoff,
+    )  # fmt: skip
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+    try:
+        with (
+            open_source(
+                site, source_options,
+                receiving=lambda where, ae: err.print(f"dicomhaven pull: receiving on {where} as {ae}"),
+            ) as source,
+            _progress(disabled=as_json) as bar,
+        ):  # fmt: skip
+            task = bar.add_task("pulling", total=None)
+            summary = run_pull(
+                site, source, criteria, options, resume=resume, stop=stop,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if as_json:
+        _print_json(summary.as_dict())
+    else:
+        verb = "Resumed" if summary.resumed else "Ran"
+        out.print(
+            f"{verb} pull job {summary.job_id} from {summary.source}: {summary.studies} studies, "
+            f"{summary.items} series, {summary.received} of {summary.expected} instances in the "
+            f"ledger; {summary.state}"
+        )
+        if summary.studies == 0:
+            out.print("  no study matched the criteria")
+        for name, positions in summary.unmatched.items():
+            listed = ", ".join(map(str, positions[:20]))
+            out.print(f"  {len(positions)} of the {name.replace('_', ' ')} matched no study "
+                      f"(list positions {listed})")  # fmt: skip
+        for item, reason in summary.failures[:20]:
+            err.print(f"  series {item} failed: {reason}")
+        if summary.interrupted:
+            out.print(f"  interrupted: resume with 'dicomhaven pull --resume {summary.job_id}'")
+    if not summary.complete or summary.studies == 0:
+        raise typer.Exit(1)
+
+
+@app.command("pull-status")
+def pull_status(
+    job: Annotated[int | None, typer.Argument(help="A pull job: list its series.")] = None,
+    site_dir: SiteOption = DEFAULT_SITE,
+    as_json: JsonOption = False,
+) -> None:
+    """List pull jobs, or the series of one job with their state and counts."""
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.collect import PullJobs
+
+    jobs = PullJobs(make_engine(_open(site_dir).database_url))
+    if job is None:
+        rows: list[dict[str, object]] = [
+            {"job": j.id, "kind": j.kind, "source": j.source, "state": j.state.value,
+             "running": j.running, "runs": j.runs, "studies": j.studies,
+             "criteria": j.criteria}
+            for j in jobs.all()
+        ]  # fmt: skip
+        if as_json:
+            _print_json(rows)
+            return
+        table = Table("job", "source", "state", "runs", "studies", "criteria")
+        for row in rows:
+            criteria = row["criteria"]
+            assert isinstance(criteria, dict)
+            shown = ", ".join(f"{k}={v}" for k, v in criteria.items() if v)
+            state = f"{row['state']} (running)" if row["running"] else str(row["state"])
+            table.add_row(str(row["job"]), str(row["source"]), state, str(row["runs"]),
+                          str(row["studies"]), shown)  # fmt: skip
+        out.print(table)
+        return
+    view = jobs.get(job)
+    items = jobs.items(job)
+    if as_json:
+        _print_json(
+            {"job": view.id, "state": view.state.value, "items": [
+                {"item": i.id, "modality": i.modality, "state": i.state.value,
+                 "attempts": i.attempts, "expected": i.expected, "received": i.received,
+                 "error": i.last_error}
+                for i in items
+            ]}
+        )  # fmt: skip
+        return
+    table = Table("series", "modality", "state", "attempts", "received", "last error",
+                  title=f"pull job {view.id}: {view.state.value}")  # fmt: skip
+    for i in items:
+        table.add_row(str(i.id), i.modality or "", i.state.value, str(i.attempts),
+                      f"{i.received}/{i.expected}", i.last_error)  # fmt: skip
+    out.print(table)
+
+
+collect_app = typer.Typer(
+    help="Scheduled collection from a PACS, declared in a YAML spec.", no_args_is_help=True
+)
+app.add_typer(collect_app, name="collect")
+
+
+@collect_app.command("run")
+def collect_run(
+    spec_file: Annotated[Path, typer.Argument(help="The collection spec (YAML).")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run once, even if the spec has 'every'.")
+    ] = False,
+    drain_seconds: Annotated[
+        float,
+        typer.Option(
+            "--drain-seconds",
+            min=0,
+            help="At the end, how long to go on processing received objects.",
+        ),
+    ] = 60.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull what is new for a collection spec, now and then every interval it names.
+
+    Studies that an earlier run of the same collection brought completely are not pulled
+    again. Stops on SIGTERM or Ctrl-C. Exit 1 when the last run did not complete.
+    """
+    import signal
+    import threading
+
+    from dicomhaven.collect import load_spec, run_collection
+
+    spec = load_spec(spec_file)
+    site = _open(site_dir)
+    stop = threading.Event()
+
+    def report(summary: Any) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(summary.as_dict(), sort_keys=True) + "\n")
+            sys.stdout.flush()
+            return
+        out.print(
+            f"collection {spec.name}: job {summary.job_id}, {summary.studies} new studies "
+            f"({summary.skipped_studies} pulled before), {summary.received} of "
+            f"{summary.expected} instances in the ledger; {summary.state}"
+        )
+        for item, reason in summary.failures[:20]:
+            err.print(f"  series {item} failed: {reason}")
+
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+    try:
+        runs = run_collection(
+            site, spec, once=once, stop=stop, drain_seconds=drain_seconds, on_run=report
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    last = runs[-1]
+    if last.state != "complete" or last.unmatched:
+        raise typer.Exit(1)
+
+
 @app.command()
 def redact(
     paths: Annotated[list[Path], typer.Argument(help="Input files or folders, then OUT last.")],

@@ -7,6 +7,7 @@
     ├── SiteError              the site folder is missing, incomplete or not initialised
     ├── InvalidIdentifier      a patient identifier failed validation (never carries the value)
     ├── LedgerError            the ledger refused a transition or found an inconsistency
+    ├── PullError              a pull cannot go on (source refused us, job unknown or busy)
     └── UnsafeContent          an object holds an identifier that cannot be removed from it
         ├── RedactionError     pixels that cannot be blanked and written back (pixels)
         └── DefacingError      a volume that cannot be defaced safely (pixels)
@@ -22,6 +23,7 @@ __all__ = [
     "DicomHavenError",
     "InvalidIdentifier",
     "LedgerError",
+    "PullError",
     "SiteError",
     "UnsafeContent",
 ]
@@ -45,6 +47,11 @@ class InvalidIdentifier(DicomHavenError):
 
 class LedgerError(DicomHavenError):
     """A ledger transition is not allowed, or the ledger is inconsistent."""
+
+
+class PullError(DicomHavenError):
+    """A pull cannot go on: the source refused or aborted us, a job is unknown or run by
+    another process, or a resumed job's criteria differ from the ones given."""
 
 
 class UnsafeContent(DicomHavenError):

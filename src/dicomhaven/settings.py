@@ -195,6 +195,66 @@ class Settings(BaseModel):
             "'local limit exceeded' (transient), so the sender retries later."
         ),
     )
+    pacs_host: str = Field(
+        default="",
+        description=(
+            "Host (IP address or name) of the PACS that dicomhaven pull queries and retrieves "
+            "from; --pacs-host overrides it."
+        ),
+    )
+    pacs_port: int = Field(
+        default=104, ge=1, le=65535, description="DICOM port of the PACS that dicomhaven pull uses."
+    )
+    pacs_ae_title: Annotated[str, AfterValidator(check_ae_title)] = Field(
+        default="PACS", description="AE title of the PACS that dicomhaven pull calls."
+    )
+    pull_ae_title: str = Field(
+        default="",
+        description=(
+            "Our calling AE title for C-FIND and C-MOVE; empty means scp_ae_title. The PACS must "
+            "know it (with our host)."
+        ),
+    )
+    pull_destination: str = Field(
+        default="",
+        description=(
+            "C-MOVE destination: the AE title the PACS knows our receiver (dicomhaven scp) by; "
+            "empty means scp_ae_title."
+        ),
+    )
+    pull_max_moves: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description=(
+            "Retrievals (C-MOVE associations) a pull runs at once. Keep it low: a clinical "
+            "PACS serves the wards first."
+        ),
+    )
+    pull_pause_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="Pause after each retrieval before the next one starts, to spare the PACS.",
+    )
+    pull_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description=(
+            "Attempts per series before a pull reports it failed; each retry moves only the "
+            "instances still missing."
+        ),
+    )
+    pull_backoff_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Wait before the first retry of a series; each further retry waits twice as long "
+            "(capped at 10 minutes)."
+        ),
+    )
     log_level: LogLevel = Field(default=LogLevel.INFO, description="Lowest level written to logs.")
     log_format: LogFormat = Field(
         default=LogFormat.JSON,

@@ -25,6 +25,13 @@ from dicomhaven.catalogue._models import (
     ObjectStatus,
     User,
 )
+from dicomhaven.catalogue._pull_models import (
+    ItemState,
+    PullInstance,
+    PullItem,
+    PullJob,
+    PullState,
+)
 
 __all__ = [
     "CATALOGUE",
@@ -34,12 +41,17 @@ __all__ = [
     "ClinicalRecord",
     "Consent",
     "ConsentStatus",
+    "ItemState",
     "Job",
     "JobState",
     "LedgerEvent",
     "LedgerObject",
     "ObjectKind",
     "ObjectStatus",
+    "PullInstance",
+    "PullItem",
+    "PullJob",
+    "PullState",
     "Schema",
     "User",
     "current_revision",

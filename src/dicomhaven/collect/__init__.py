@@ -1,11 +1,34 @@
-"""Collection: getting objects into the site (folders, the DICOM receiver; pulls later)."""
+"""Collection: getting objects into the site (folders, the DICOM receiver, pulls from a PACS)."""
 
+from dicomhaven.collect._criteria import Criteria, read_id_column
+from dicomhaven.collect._dicomweb import DicomWebSource
 from dicomhaven.collect._folder import (
     FileResult,
     IntakeTask,
     count_files,
     iter_files,
     read_files,
+)
+from dicomhaven.collect._get import GetSource
+from dicomhaven.collect._jobs import (
+    ITEM_TRANSITIONS,
+    ItemView,
+    JobView,
+    PullError,
+    PullJobs,
+    backoff_seconds,
+)
+from dicomhaven.collect._pull import (
+    DimseSource,
+    PacsAddress,
+    PullOptions,
+    PullSource,
+    PullSummary,
+    RetrieveResult,
+    embedded_receiver,
+    pacs_address,
+    pull_options,
+    run_pull,
 )
 from dicomhaven.collect._scp import (
     AllowRule,
@@ -15,17 +38,45 @@ from dicomhaven.collect._scp import (
     receiver_config,
     run_receiver,
 )
+from dicomhaven.collect._sources import SourceMethod, SourceOptions, open_source
+from dicomhaven.collect._spec import CollectionSpec, load_spec, run_collection
 
 __all__ = [
+    "ITEM_TRANSITIONS",
     "AllowRule",
+    "CollectionSpec",
+    "Criteria",
+    "DicomWebSource",
+    "DimseSource",
     "FileResult",
+    "GetSource",
     "IntakeTask",
+    "ItemView",
+    "JobView",
+    "PacsAddress",
+    "PullError",
+    "PullJobs",
+    "PullOptions",
+    "PullSource",
+    "PullSummary",
     "ReceiveSummary",
     "ReceiverConfig",
+    "RetrieveResult",
+    "SourceMethod",
+    "SourceOptions",
     "StoreStatus",
+    "backoff_seconds",
     "count_files",
+    "embedded_receiver",
     "iter_files",
+    "load_spec",
+    "open_source",
+    "pacs_address",
+    "pull_options",
     "read_files",
+    "read_id_column",
     "receiver_config",
+    "run_collection",
+    "run_pull",
     "run_receiver",
 ]
