@@ -1,6 +1,6 @@
 """Every readable real test file (pydicom's, pydicom-data, deid-data, OpenREM): de-identified
-without error, no original UID or patient name left, no private element left, and (with
-dciodvfy) no new validation error."""
+without error, no original UID or patient name left, no private element left, nothing the
+residual-PII scanner fails, and (with dciodvfy) no new validation error."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 from dicomhaven.deid import deidentify, load_profile
 from dicomhaven.identity import ProjectKeys
 from dicomhaven.intake import ParsedObject, parse_object
+from dicomhaven.scan import Scanner, load_rules
 from tests.corpora import deid_data_folder, pydicom_data_folder, pydicom_file
 from tests.deid.conftest import context
 from tests.peers import require_tool, shared_data
@@ -68,8 +69,10 @@ def originals(source: pydicom.Dataset) -> set[str]:
 
 
 def test_every_readable_corpus_file() -> None:
+    """... and the residual-PII scanner, at the publication level, fails none of them."""
     files = corpus() + sorted(shared_data("openrem").glob("*.dcm"))
     assert len(files) > 180
+    scanner = Scanner(load_rules([], level="publication"))
     problems = []
     for path in files:
         try:
@@ -86,6 +89,9 @@ def test_every_readable_corpus_file() -> None:
         name = str(source.get("PatientName", ""))
         if len(name) >= 4 and str(again.get("PatientName", "")) == name:
             problems.append((path.name, "patient name kept"))
+        scan = scanner.scan(again)
+        if scan.failed:
+            problems.append((path.name, f"scan failed: {scan.reasons()}"))
     assert problems == []
 
 

@@ -1,0 +1,275 @@
+"""What counts as personal information in a piece of text, found without the de-identifier.
+
+The scanner is a second opinion: it shares no rule with the de-identification profiles.
+Text detectors work on one value at a time and say which detector fired and where; the
+scanner's rules then decide whether that matters (``dicomhaven.scan._rules``).
+
+* **Patterns**: NHS and CHI numbers with a valid modulus-11 check digit, UK postcodes and
+  telephone numbers, e-mail addresses, calendar dates in the usual written forms.
+* **Person names**: a given name followed by a family name (US census name lists, from the
+  ``names`` package on PyPI: independent of the synthetic generator's lists), a title or
+  cue (``Dr``, ``Mr``, ``patient``) followed by a family name, and DICOM-style names
+  (``SMITH^JOHN``, both parts in the lists) written into text.
+* **Known values** (the leak check): this patient's own names, identifiers and birth date,
+  exact or nearly so (one edit in a long name, separators anywhere in a number).
+
+A hit never holds the text: only the detector and the span, so nothing found here can end
+up in a log line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from rapidfuzz.distance import Levenshtein
+
+from dicomhaven.identity import is_valid_chi_number, is_valid_nhs_number
+
+__all__ = ["Detector", "Hit", "KnownIdentifiers", "detect_text", "shape_pattern", "value_shape"]
+
+
+class Detector(StrEnum):
+    """What produced a finding. Rule files name detectors by these values."""
+
+    KNOWN_VALUE = "known-value"  # this patient's own identifier (the leak check)
+    NHS_NUMBER = "nhs-number"
+    CHI_NUMBER = "chi-number"
+    POSTCODE = "postcode"
+    PHONE = "phone"
+    EMAIL = "email"
+    DATE = "date"
+    PERSON_NAME = "person-name"  # a name in text (dictionary, cue, or SMITH^JOHN form)
+    NAME_ELEMENT = "name-element"  # a PN element with a value that is not the pseudonym
+    IDENTIFYING_ATTRIBUTE = "identifying-attribute"  # a watched attribute has a value
+    ORIGINAL_UID = "original-uid"  # a UID not made by the de-identifier nor registered
+    PRIVATE_ELEMENT = "private-element"
+    OVERLAY = "overlay"  # overlay or curve data: graphics drawn over the image
+
+
+@dataclass(frozen=True)
+class Hit:
+    detector: Detector
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class KnownIdentifiers:
+    """One patient's own values, to search outputs for. Never shown, never logged."""
+
+    names: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    dates: tuple[datetime.date, ...] = ()
+
+    @classmethod
+    def of(cls, values: Iterable[str]) -> KnownIdentifiers:
+        """Sort raw values (vault details, identifiers) into names, numbers and dates."""
+        names: list[str] = []
+        numbers: list[str] = []
+        dates: list[datetime.date] = []
+        for value in values:
+            value = value.strip()
+            if re.fullmatch(r"(18|19|20)\d{6}", value):
+                try:
+                    dates.append(datetime.date(int(value[:4]), int(value[4:6]), int(value[6:])))
+                    continue
+                except ValueError:
+                    pass
+            if any(c.isalpha() for c in value) and sum(c.isdigit() for c in value) < 3:
+                names.append(value)
+            elif value:
+                numbers.append(value)
+        return cls(tuple(names), tuple(numbers), tuple(dates))
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.numbers or self.dates)
+
+    @functools.cached_property
+    def _name_tokens(self) -> frozenset[str]:
+        tokens: set[str] = set()
+        for name in self.names:
+            tokens.update(t for t in _WORD.findall(name.upper().replace("^", " ")) if len(t) >= 3)
+        return frozenset(tokens)
+
+    @functools.cached_property
+    def _digit_strings(self) -> tuple[str, ...]:
+        out = []
+        for number in self.numbers:
+            compact = re.sub(r"[\s\-/]", "", number).upper()
+            if len(compact) >= 5:
+                out.append(compact)
+        return tuple(out)
+
+    @functools.cached_property
+    def _date_patterns(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(_date_pattern(d) for d in self.dates)
+
+
+_WORD = re.compile(r"[A-Z][A-Z'\-]*[A-Z]|[A-Z]")
+_WORD_SPANS = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
+
+_NUMBER_10 = re.compile(r"(?<![\d])\d{3}[ \-]?\d{3}[ \-]?\d{4}(?![\d])")
+_POSTCODE = re.compile(r"\b(GIR ?0AA|[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2})\b")
+_PHONE = re.compile(
+    r"(?<![\d+])(?:\+44[ \-]?(?:\(0\)[ \-]?)?|\(?0)[1-9]\d{1,3}\)?[ \-]?\d{3,4}[ \-]?\d{3,4}(?![\d])"
+)
+_EMAIL = re.compile(r"\b[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+\b")
+_MONTH = (
+    r"(?:JAN(?:UARY)?|FEB(?:RUARY)?|MAR(?:CH)?|APR(?:IL)?|MAY|JUNE?|JULY?|AUG(?:UST)?"
+    r"|SEP(?:T|TEMBER)?|OCT(?:OBER)?|NOV(?:EMBER)?|DEC(?:EMBER)?)"
+)
+_DATES = (
+    re.compile(r"(?<![\d])(0?[1-9]|[12]\d|3[01])([./\-])(0?[1-9]|1[0-2])\2((?:18|19|20)?\d\d)(?![\d])"),
+    re.compile(r"(?<![\d])((?:18|19|20)\d\d)([./\-])(0?[1-9]|1[0-2])\2(0?[1-9]|[12]\d|3[01])(?![\d])"),
+    re.compile(rf"(?<![\w])(0?[1-9]|[12]\d|3[01])(?:ST|ND|RD|TH)?[ \-.]?{_MONTH}\.?[ \-.,]+((?:18|19|20)\d\d)(?![\d])", re.I),
+    re.compile(rf"(?<![\w]){_MONTH}\.? (0?[1-9]|[12]\d|3[01])(?:ST|ND|RD|TH)?,? ((?:18|19|20)\d\d)(?![\d])", re.I),
+)  # fmt: skip
+_DICOM_NAME = re.compile(r"(?<![A-Za-z])[A-Za-z][A-Za-z'\-]+\^[A-Za-z][A-Za-z'\-]+")
+#: Words after which a family name is a person's: titles and roles.
+_CUES = frozenset(
+    {"DR", "MR", "MRS", "MS", "MISS", "MX", "PROF", "PROFESSOR", "SIR", "DAME", "NURSE",
+     "PATIENT", "PT", "CONSULTANT", "RADIOLOGIST", "SONOGRAPHER", "REFERRER", "REFERRED"}
+)  # fmt: skip
+#: Census "names" that are common words in radiology text; never a name on their own here.
+_NOT_NAMES = frozenset(
+    {"HEAD", "CHEST", "BODY", "BRAIN", "NECK", "HAND", "FOOT", "LEFT", "RIGHT", "BACK", "HIP",
+     "KNEE", "LONG", "SHORT", "WHITE", "BLACK", "GREEN", "BROWN", "GRAY", "GREY", "YOUNG",
+     "HILL", "KING", "NORMAL", "SCAN", "VIEW", "SERIES", "STUDY", "IMAGE", "AXIAL", "ROUTINE",
+     "CONTRAST", "WITH", "WITHOUT", "AND", "THE", "FOR", "NOT", "MAY", "JUNE", "APRIL",
+     "AUGUST", "MARCH", "WILL", "CAN", "SAID", "SEE", "NEW", "OLD", "SAME", "DOSE", "REPORT",
+     "PROTOCOL", "PHASE", "LUNG", "LIVER", "BONE", "BREAST", "SOFT", "TISSUE", "LOW", "HIGH",
+     "MASS", "LESION", "NODE", "CLEAR", "STABLE", "CHANGE", "MARK", "WARD", "PAGE", "CASE",
+     "FIELD", "LINE", "POINT", "RATE", "TIME", "DATE", "NAME", "PATIENT", "MEAN", "SUM"}
+)  # fmt: skip
+_FAMILY_SHARE = 90.0  # census family names used: the most common, up to this share of people
+
+
+@functools.lru_cache(maxsize=1)
+def _census() -> tuple[frozenset[str], frozenset[str]]:
+    """Given names and family names from the US census lists shipped by ``names``."""
+    import names  # type: ignore[import-untyped]
+
+    folder = Path(names.__file__).parent
+
+    def read(name: str, *, share: float) -> frozenset[str]:
+        words = set()
+        for line in (folder / name).read_text(encoding="ascii").splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and float(parts[2]) <= share:
+                words.add(parts[0])
+        return frozenset(words - _NOT_NAMES)
+
+    given = read("dist.male.first", share=100.0) | read("dist.female.first", share=100.0)
+    return given, read("dist.all.last", share=_FAMILY_SHARE)
+
+
+def detect_text(
+    text: str, known: KnownIdentifiers | None = None, *, known_names: bool = True
+) -> list[Hit]:
+    """Every detector's hits in one text value; ``known_names`` False leaves the patient's
+    name parts out of the leak check (a code string such as ``HEAD`` is not a name)."""
+    hits: list[Hit] = []
+    upper = text.upper()
+    for m in _NUMBER_10.finditer(text):
+        compact = re.sub(r"\D", "", m.group(0))
+        if is_valid_chi_number(compact):
+            hits.append(Hit(Detector.CHI_NUMBER, m.start(), m.end()))
+        elif is_valid_nhs_number(compact):
+            hits.append(Hit(Detector.NHS_NUMBER, m.start(), m.end()))
+    hits += (Hit(Detector.POSTCODE, m.start(), m.end()) for m in _POSTCODE.finditer(upper))
+    hits += (Hit(Detector.PHONE, m.start(), m.end()) for m in _PHONE.finditer(text))
+    hits += (Hit(Detector.EMAIL, m.start(), m.end()) for m in _EMAIL.finditer(text))
+    for pattern in _DATES:
+        hits += (Hit(Detector.DATE, m.start(), m.end()) for m in pattern.finditer(text))
+    hits += _names(text)
+    if known:
+        hits += _known(text, upper, known, names=known_names)
+    return hits
+
+
+def _names(text: str) -> Iterator[Hit]:
+    given, family = _census()
+    words = [(m.group(0).upper(), m.start(), m.end()) for m in _WORD_SPANS.finditer(text)]
+    for (word, start, end), (following, next_start, next_end) in itertools.pairwise(words):
+        if text[end:next_start] not in (" ", ". ", "  ") or following not in family:
+            continue
+        if word.rstrip(".") in _CUES or (len(word) >= 3 and word in given):
+            yield Hit(Detector.PERSON_NAME, start, next_end)
+    for m in _DICOM_NAME.finditer(text):
+        last, first = m.group(0).upper().split("^", 1)
+        if last in family and first in given:
+            yield Hit(Detector.PERSON_NAME, m.start(), m.end())
+
+
+def _known(text: str, upper: str, known: KnownIdentifiers, *, names: bool) -> Iterator[Hit]:
+    tokens = known._name_tokens if names else frozenset()
+    for m in _WORD.finditer(upper):
+        word = m.group(0)
+        if len(word) < 3:
+            continue
+        if word in tokens or (
+            len(word) >= 6 and any(Levenshtein.distance(word, t, score_cutoff=1) <= 1 for t in tokens if abs(len(t) - len(word)) <= 1)
+        ):  # fmt: skip
+            yield Hit(Detector.KNOWN_VALUE, m.start(), m.end())
+    if known._digit_strings:
+        compact, positions = _compact(upper)
+        for value in known._digit_strings:
+            for m in re.finditer(re.escape(value), compact):
+                yield Hit(Detector.KNOWN_VALUE, positions[m.start()], positions[m.end() - 1] + 1)
+    for pattern in known._date_patterns:
+        for m in pattern.finditer(upper):
+            yield Hit(Detector.KNOWN_VALUE, m.start(), m.end())
+
+
+def _compact(text: str) -> tuple[str, list[int]]:
+    """The text without separators, and where each kept character came from."""
+    kept, positions = [], []
+    for i, c in enumerate(text):
+        if c not in " -/\t.":
+            kept.append(c)
+            positions.append(i)
+    return "".join(kept), positions
+
+
+def _date_pattern(date: datetime.date) -> re.Pattern[str]:
+    d, m, y = date.day, date.month, date.year
+    month = date.strftime("%b").upper()
+    forms = [
+        f"{y}{m:02d}{d:02d}",
+        rf"0?{d}[./\- ]0?{m}[./\- ](?:{y}|{y % 100:02d})",
+        rf"{y}[./\- ]0?{m}[./\- ]0?{d}",
+        rf"0?{d}(?:ST|ND|RD|TH)?[ \-.]?{month}[A-Z]*\.?[ \-.,]*{y}",
+        rf"{month}[A-Z]*\.? 0?{d}(?:ST|ND|RD|TH)?,? {y}",
+    ]
+    return re.compile(r"(?<![\d])(?:" + "|".join(forms) + r")(?![\d])")
+
+
+def value_shape(text: str, limit: int = 24) -> str:
+    """A value's shape for grouping findings without keeping the value: letters become
+    ``A``/``a``, digits ``9``; runs longer than three are shortened (``Aaaa+``)."""
+    shape = []
+    for c in text[:limit]:
+        shape.append("A" if c.isupper() else "a" if c.isalpha() else "9" if c.isdigit() else c)
+    squeezed = re.sub(r"(([Aa9])\2{3})\2+", r"\1+", "".join(shape))
+    return squeezed + ("…" if len(text) > limit else "")
+
+
+def shape_pattern(shape: str) -> str:
+    """A regular expression for the values of one shape (see ``value_shape``)."""
+    classes = {"A": "[A-Z]", "a": "[a-z]", "9": "[0-9]"}
+    out: list[str] = []
+    for c in shape:
+        if c == "+" and out and out[-1] in classes.values():
+            out.append("+")
+        elif c == "…":
+            out.append(".*")
+        else:
+            out.append(classes.get(c, re.escape(c)))
+    return "^" + "".join(out) + ("" if shape.endswith("…") else "$")

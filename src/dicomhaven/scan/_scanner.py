@@ -1,0 +1,380 @@
+"""The residual-PII scanner: every element of a file, at any depth, judged by rules.
+
+It reads the file with pydicom itself (never through the de-identifier's byte path or its
+profiles) and walks the file meta, every data element, every sequence item, private
+elements, and the text hidden in binary values (OB, OW, UN: runs of ASCII or UTF-16
+letters). Pixel data is read only when OCR is asked for, and only for images whose header
+says they may carry burned-in text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.uid import UID
+
+from dicomhaven.scan._detect import Detector, Hit, KnownIdentifiers, detect_text, value_shape
+from dicomhaven.scan._elements import RawElement, Unreadable, keyword, raw_elements
+from dicomhaven.scan._rules import Action, Candidate, RuleSet
+
+__all__ = ["Finding", "ScanResult", "Scanner"]
+
+_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "AE", "UR"})
+_DATE_VRS = frozenset({"DA", "DT", "TM", "CS", "AS", "IS", "DS"})  # the leak check only
+_BINARY_VRS = frozenset({"OB", "OW", "UN", "OD", "OF", "OL", "OV"})
+_PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+_PSEUDONYM = re.compile(r"[BCDFGHJKLMNPQRSTVWXZ]{12}")
+_ASCII_RUN = re.compile(rb"[\x20-\x7e]{6,}")
+_UTF16_RUN = re.compile(rb"(?:[\x20-\x7e]\x00){6,}")
+_DEFER = 256 * 1024  # values larger than this are read only if needed (pixel data)
+_MAX_TEXT = 64 * 1024  # binary values searched for text up to this many bytes
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the scanner found. Holds the value's shape, never the value."""
+
+    detector: Detector
+    tag_path: str
+    path_pattern: str
+    keyword: str
+    vr: str
+    shape: str
+    action: Action
+    rule: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "detector": self.detector.value,
+            "tag_path": self.tag_path,
+            "keyword": self.keyword,
+            "vr": self.vr,
+            "shape": self.shape,
+            "action": self.action.value,
+            "rule": self.rule,
+        }
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: Counter[str] = field(default_factory=Counter)  # rule id -> count
+    ocr_read: bool = False
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(f.action is Action.FAIL for f in self.findings)
+
+    @property
+    def clean(self) -> bool:
+        return not self.failed
+
+    def reasons(self, limit: int = 3) -> str:
+        """Why the scan failed, by rule and tag (no value), for the ledger."""
+        if self.error:
+            return self.error
+        failing = Counter(
+            f"{f.rule} at {f.keyword or f.path_pattern}"
+            for f in self.findings
+            if f.action is Action.FAIL
+        )
+        parts = [
+            f"{what}" + (f" (×{n})" if n > 1 else "") for what, n in failing.most_common(limit)
+        ]
+        more = len(failing) - limit
+        return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "error": self.error,
+            "findings": [f.as_dict() for f in self.findings],
+            "suppressed": dict(self.suppressed),
+            "ocr_read": self.ocr_read,
+        }
+
+
+@dataclass
+class Scanner:
+    """Scan data sets with one rule set; optional OCR for risky images."""
+
+    rules: RuleSet
+    ocr: bool = False
+    #: Where a file's own patient values come from when the caller gives none: the vault,
+    #: asked by the pseudonym the file carries.
+    known_for: Callable[[str], KnownIdentifiers] | None = None
+    _ocr_engine: Any = field(default=None, repr=False)
+
+    def scan_file(
+        self,
+        path: Path,
+        known: KnownIdentifiers | None = None,
+        *,
+        pseudonym: str | None = None,
+        device: str = "",
+    ) -> ScanResult:
+        try:
+            data = path.read_bytes()
+            elements = list(raw_elements(data))
+        except (OSError, Unreadable):
+            return self._scan_with_pydicom(path, known, pseudonym=pseudonym, device=device)
+        top = {e.tag: e for e in elements if not e.prefix}
+        if 0x00080016 not in top and 0x00080018 not in top:
+            return ScanResult(error="not readable as DICOM (no SOP Class or Instance UID)")
+        modality = _ascii(top[0x00080060].value) if 0x00080060 in top else ""
+        patient_id = _ascii(top[0x00100020].value) if 0x00100020 in top else ""
+        walk = self._walk(known, pseudonym, patient_id, modality, device)
+        for element in elements:
+            walk.visit(
+                element.path, element.tag, element.vr, keyword(element.tag), _values(element)
+            )
+        if self.ocr and 0x7FE00010 in top:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._read_pixels(pydicom.dcmread(path, force=True), walk, walk.result)
+        return walk.result
+
+    def _scan_with_pydicom(
+        self, path: Path, known: KnownIdentifiers | None, *, pseudonym: str | None, device: str
+    ) -> ScanResult:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # odd values are judged below, not warned of
+                dataset = pydicom.dcmread(path, force=True, defer_size=_DEFER)
+                identified = "SOPClassUID" in dataset or "SOPInstanceUID" in dataset
+        except Exception as exc:
+            return ScanResult(error=f"not readable as DICOM ({type(exc).__name__})")
+        if not identified:
+            return ScanResult(error="not readable as DICOM (no SOP Class or Instance UID)")
+        return self.scan(dataset, known, pseudonym=pseudonym, device=device)
+
+    def _walk(
+        self,
+        known: KnownIdentifiers | None,
+        pseudonym: str | None,
+        patient_id: str,
+        modality: str,
+        device: str,
+    ) -> _Walk:
+        if pseudonym is None:
+            pseudonym = patient_id if _PSEUDONYM.fullmatch(patient_id) else None
+        if known is None and pseudonym is not None and self.known_for is not None:
+            known = self.known_for(pseudonym)
+        return _Walk(self.rules, ScanResult(), known, pseudonym, modality, device)
+
+    def scan(
+        self,
+        dataset: Dataset,
+        known: KnownIdentifiers | None = None,
+        *,
+        pseudonym: str | None = None,
+        device: str = "",
+    ) -> ScanResult:
+        modality = str(dataset.get("Modality", "") or "")
+        patient_id = str(dataset.get("PatientID", "") or "")
+        walk = self._walk(known, pseudonym, patient_id, modality, device)
+        result = walk.result
+        meta = getattr(dataset, "file_meta", None)
+        if meta is not None:
+            walk.dataset(meta, "")
+        try:
+            walk.dataset(dataset, "")
+        except Exception as exc:  # a value pydicom cannot decode: the file is not checked
+            result.error = f"an element could not be read ({type(exc).__name__})"
+        if self.ocr and "PixelData" in dataset:
+            self._read_pixels(dataset, walk, result)
+        return result
+
+    def _read_pixels(self, dataset: Dataset, walk: _Walk, result: ScanResult) -> None:
+        from dicomhaven.pixels._clean import _frames_to_read, _read
+        from dicomhaven.pixels._triage import triage
+
+        if not triage(dataset).needs_reading:
+            return
+        if self._ocr_engine is None:
+            from dicomhaven.pixels._ocr import RapidOcrEngine
+
+            self._ocr_engine = RapidOcrEngine()
+        try:
+            frames = _frames_to_read(int(dataset.get("NumberOfFrames", 1) or 1), 3)
+            words = _read(dataset, self._ocr_engine, frames)
+        except Exception as exc:
+            result.error = f"pixel data could not be read for OCR ({type(exc).__name__})"
+            return
+        result.ocr_read = True
+        text = " ".join(w.text for w in words)
+        walk.text_hits(text, "(7FE0,0010)", "PixelData", "OB")  # words read in the pixels
+
+
+@dataclass
+class _Walk:
+    rules: RuleSet
+    result: ScanResult
+    known: KnownIdentifiers | None
+    pseudonym: str | None
+    modality: str
+    device: str
+    #: Detector hits by (text, names searched): reports repeat their values thousands of times.
+    _hits: dict[tuple[str, bool], list[Hit]] = field(default_factory=dict)
+
+    def dataset(self, dataset: Dataset, prefix: str) -> None:
+        for element in dataset:
+            self.element(element, prefix)
+
+    def element(self, element: DataElement, prefix: str) -> None:
+        tag = int(element.tag)
+        path = prefix + f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        vr = str(element.VR)
+        if vr == "SQ":
+            for i, item in enumerate(element.value or ()):
+                self.dataset(item, f"{path}[{i}]/")
+            return
+        if tag in _PIXEL_TAGS:
+            return
+        self.visit(path, tag, vr, element.keyword or "", list(_texts(element)))
+
+    def visit(self, path: str, tag: int, vr: str, keyword: str, values: list[str]) -> None:
+        """Judge one element: ``values`` are its text values (for a binary value, the runs
+        of text found in it)."""
+        group = tag >> 16
+        if group % 2 and group > 0x0008 and (tag & 0xFFFF) >= 0x1000:
+            self.decide(Detector.PRIVATE_ELEMENT, path, keyword, vr, "")
+        if (0x6000 <= group <= 0x601E and (tag & 0xFFFF) == 0x3000) or 0x5000 <= group <= 0x501E:
+            self.decide(Detector.OVERLAY, path, keyword, vr, "")
+            return
+        if tag in _PIXEL_TAGS:
+            return
+        if keyword in self.rules.watch and any(v.strip() for v in values):
+            first = next(v for v in values if v.strip())
+            self.decide(Detector.IDENTIFYING_ATTRIBUTE, path, keyword, vr, first)
+        uid_like = (
+            (vr in _UID_LIKELY or group % 2) and values and all(map(_UID_FORM.fullmatch, values))
+        )
+        if vr == "UI" or uid_like:
+            for value in values:
+                if value and not _made_here(value, keyword):
+                    self.decide(Detector.ORIGINAL_UID, path, keyword, vr, value)
+            return
+        for value in values:
+            if not value.strip() or value == self.pseudonym or _PSEUDONYM.fullmatch(value):
+                continue  # a pseudonym (twelve consonants) names no one
+            if vr == "PN":
+                self.decide(Detector.NAME_ELEMENT, path, keyword, vr, value)
+            if vr in _TEXT_VRS or (vr in _BINARY_VRS and (group % 2 or vr == "UN")):
+                self.text_hits(value, path, keyword, vr)
+            elif (vr in _DATE_VRS or vr in _BINARY_VRS) and self.known:
+                # A standard binary value (a lookup table, a waveform) is numbers that may
+                # look like a phone number; only the patient's own values are searched.
+                self.text_hits(value, path, keyword, vr, only_known=True)
+
+    def text_hits(
+        self, text: str, path: str, keyword: str, vr: str, *, only_known: bool = False
+    ) -> None:
+        key = (text, vr != "CS")
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = self._hits[key] = detect_text(text, self.known, known_names=key[1])
+        seen: set[Detector] = set()
+        for hit in hits:
+            if only_known and hit.detector is not Detector.KNOWN_VALUE:
+                continue
+            if hit.detector in seen:  # one finding per detector per value
+                continue
+            seen.add(hit.detector)
+            self.decide(hit.detector, path, keyword, vr, text[hit.start : hit.end])
+
+    def decide(self, detector: Detector, path: str, keyword: str, vr: str, value: str) -> None:
+        candidate = Candidate(detector, path, keyword, vr, value, self.modality, self.device)
+        action, rule = self.rules.decide(candidate)
+        if action is Action.IGNORE:
+            self.result.suppressed[rule] += 1
+            return
+        self.result.findings.append(
+            Finding(
+                detector=detector,
+                tag_path=path,
+                path_pattern=candidate.path_pattern,
+                keyword=keyword,
+                vr=vr,
+                shape=value_shape(value),
+                action=action,
+                rule=rule,
+            )
+        )
+
+
+def _texts(element: DataElement) -> Iterator[str]:
+    value = element.value
+    if value is None:
+        return
+    if isinstance(value, bytes | bytearray):
+        yield from _runs(bytes(value))
+        return
+    if isinstance(value, MultiValue | list | tuple):
+        yield from (str(item) for item in value if item is not None)
+        return
+    yield str(value)
+
+
+#: A UID in an element whose VR the reader may not know (private, UN) is judged as a UID.
+_UID_FORM = re.compile(r"[0-2](\.(0|[1-9][0-9]*)){3,}")
+_UID_LIKELY = frozenset({"UN", "OB"})
+_SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})
+_STRING_VRS = _TEXT_VRS | _DATE_VRS | {"UI"}
+_DELIMITERS = {0x5C}
+
+
+def _ascii(value: bytes) -> str:
+    return value.decode("ascii", "replace").strip("\x00 ")
+
+
+@functools.lru_cache(maxsize=64)
+def _encodings(charset: tuple[str, ...]) -> list[str]:
+    return convert_encodings(list(charset) or None)
+
+
+def _values(element: RawElement) -> list[str]:
+    """An element's text values from its raw bytes (for binary VRs, the text runs in them)."""
+    value, vr = element.value, element.vr
+    if vr in _BINARY_VRS:
+        return list(_runs(value))
+    if vr not in _STRING_VRS or not value:
+        return []
+    if vr in _TEXT_VRS and not value.isascii():
+        text = decode_bytes(value, _encodings(element.charset), _DELIMITERS)
+    else:
+        text = value.decode("latin-1")
+    text = text.rstrip("\x00 ")
+    return [text] if vr in _SINGLE_VALUED else [v.strip(" \x00") for v in text.split("\\")]
+
+
+def _runs(data: bytes) -> Iterator[str]:
+    data = data[:_MAX_TEXT]
+    for m in _ASCII_RUN.finditer(data):
+        yield m.group(0).decode("ascii").strip()
+    for m in _UTF16_RUN.finditer(data):
+        yield m.group(0).decode("utf-16-le").strip()
+
+
+def _made_here(value: str, keyword: str) -> bool:
+    """A UID the de-identifier made (``2.25.``), or one that names no instance: a class,
+    transfer syntax or other registered UID, or one under the DICOM root."""
+    if value.startswith("2.25."):
+        return True
+    if keyword.endswith("ClassUID") or keyword == "TransferSyntaxUID":
+        return True
+    uid = UID(value)
+    return value.startswith("1.2.840.10008.") or uid.name != value
