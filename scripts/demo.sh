@@ -31,7 +31,7 @@ echo "== 4. Importing again changes nothing (idempotent)"
 "$DH" import --site "$DEMO/site" "$DEMO/hospital/export"
 
 echo
-echo "== 5. The ledger: every object released, quarantined or rejected, with a reason"
+echo "== 5. The ledger: every object accounted for. Copies of new devices wait for trust."
 "$DH" ledger --site "$DEMO/site" --deep
 
 echo
@@ -42,30 +42,40 @@ RESEARCHER=$("$DH" users add rosa --role researcher --site "$DEMO/site" --token 
 "$DH" users list --site "$DEMO/site"
 
 echo
-echo "== 7. Linked clinical data, stored under pseudonyms with dates shifted"
+echo "== 7. The release gate: every copy was scanned; each device is trusted after review"
+"$DH" devices list --site "$DEMO/site"
+"$DH" review --site "$DEMO/site"
+for device in $("$DH" devices list --site "$DEMO/site" --json | python3 -c 'import json,sys; [print(d["id"]) for d in json.load(sys.stdin)]'); do
+    "$DH" devices trust "$device" --reason "sample of its outputs reviewed" --site "$DEMO/site" --token "$MANAGER"
+done
+"$DH" release --site "$DEMO/site" --token "$MANAGER"
+"$DH" ledger --site "$DEMO/site"
+
+echo
+echo "== 8. Linked clinical data, stored under pseudonyms with dates shifted"
 "$DH" clinical import "$DEMO/hospital/clinical/clinical.csv" \
     --mapping "$DEMO/hospital/clinical/mapping.yaml" --site "$DEMO/site" --token "$MANAGER"
 
 PSEUDONYM=$("$DH" pseudonyms --site "$DEMO/site" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0])')
 echo
-echo "== 8. What a researcher sees of patient $PSEUDONYM"
+echo "== 9. What a researcher sees of patient $PSEUDONYM"
 "$DH" patient "$PSEUDONYM" --site "$DEMO/site"
 echo "-- the researcher asks who it is:"
 "$DH" reidentify "$PSEUDONYM" --reason "want to know who this is" --site "$DEMO/site" --token "$RESEARCHER" \
     || echo "   (refused, and the refusal is in the audit log)"
 
 echo
-echo "== 9. What a clinician may look up, with a reason that is audited"
+echo "== 10. What a clinician may look up, with a reason that is audited"
 "$DH" reidentify "$PSEUDONYM" --reason "marking lesions for the screening study" \
     --site "$DEMO/site" --token "$CLINICIAN"
 
 echo
-echo "== 10. The audit log, and its hash chain checked"
+echo "== 11. The audit log, and its hash chain checked"
 "$DH" audit show --site "$DEMO/site" --token "$MANAGER" --limit 6
 "$DH" audit verify --site "$DEMO/site"
 
 echo
-echo "== 11. Headers de-identified for publication (pixels come with the pixel stage)"
+echo "== 12. Headers de-identified for publication (pixels come with the pixel stage)"
 "$DH" deid "$DEMO/hospital/export/P0000" "$DEMO/publication" --profile publication --project demo \
     --site "$DEMO/site"
 first_out=$(find "$DEMO/publication" -name '*.dcm' | sort | sed -n 1p)
@@ -77,3 +87,7 @@ for keyword in ("PatientID", "PatientName", "PatientBirthDate", "StudyDate", "St
                 "InstitutionName", "StudyInstanceUID", "PatientIdentityRemoved", "DeidentificationMethod"):
     print(f"   {keyword:<24} {ds.get(keyword, '(removed)')}")
 PY
+
+echo
+echo "== 13. The scanner checks the publication copies on its own (exit status 1 on a failure)"
+"$DH" scan "$DEMO/publication" --level publication

@@ -16,6 +16,16 @@ from tests.synth.generated import GeneratedSite, generate
 _db_counter = itertools.count()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _device_gate_off() -> Iterator[None]:
+    """Tests not about the release gate release clean copies of any device (the product's
+    default holds a new device's copies until it is trusted); tests of the gate turn it on.
+    Session-wide, so that module-scoped fixtures importing a site see it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DICOMHAVEN_DEVICE_GATE", "false")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _close_database_connections() -> Iterator[None]:
     """Engines made during a test release their pooled connections when it ends."""

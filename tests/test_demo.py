@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,16 +21,23 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_runs_and_leaks_nothing_outside_intake_and_the_vault(tmp_path: Path) -> None:
     executable = Path(sys.executable).parent / "dicomhaven"
     demo = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "DICOMHAVEN_DEVICE_GATE"}  # defaults
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts" / "demo.sh"), str(executable), str(demo)],
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stdout + proc.stderr
     for line in ("unaccounted: 0", "ledger consistent", "audit log intact", "20 of 20 rows stored"):
         assert line in proc.stdout
+    # New devices' copies were held, then released once a data manager trusted each device;
+    # the scanner passed the publication copies.
+    assert "is untrusted: held until a data manager trusts it" in proc.stdout
+    assert re.search(r"Release job \d+: (\d+) held copies considered: \1 released", proc.stdout)
+    assert "files scanned, 0 failed" in proc.stdout
     assert "may not reidentify" in proc.stderr  # the researcher was refused
 
     key = AnswerKey.load(demo / "hospital" / "answer_key.json")

@@ -1275,6 +1275,310 @@ def deface(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> 
         raise typer.Exit(1)
 
 
+# -- residual-PII scan, review, devices, release gate ------------------------------------------
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="DICOM files or folders to scan.")],
+    site_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--site",
+            help="Use this site's rules (its review decisions and 'scan_rules') and search each "
+            "file for its patient's values in the vault; without it, the shipped rules only.",
+        ),
+    ] = None,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option("--rules", help="A rules file (YAML) to apply first; repeatable."),
+    ] = None,
+    level: Annotated[
+        str,
+        typer.Option(help="Output level the files should meet: limited-access or publication."),
+    ] = "limited-access",
+    ocr: Annotated[
+        bool, typer.Option("--ocr", help="Also read the pixels of risky images (OCR).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Scan files for residual personal information, independently of de-identification.
+
+    Every element at any depth (private and binary ones included) is checked: patterns (NHS
+    and CHI numbers, postcodes, phone numbers, e-mail, dates), person names, UIDs that the
+    de-identifier did not make, watched attributes, and each file's own patient values. Every
+    finding names the rule that decided it. Exit status 1 when a file fails.
+    """
+    from dicomhaven.scan import Scanner, load_rules
+    from dicomhaven.scan._review import review_rules_path
+
+    if level not in ("limited-access", "publication"):
+        raise ConfigError(f"--level is limited-access or publication, not '{level}'")
+    files: list[Path] = []
+    for path in _existing(paths, "scan"):
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    rule_files = list(rules or [])
+    known_for = None
+    if site_dir is not None:
+        from dicomhaven.scan._stage import gate_services
+
+        site = _open(site_dir)
+        review = review_rules_path(site.root)
+        rule_files += [review] if review.exists() else []
+        rule_files += [site.root / p for p in site.settings.scan_rules]
+        services = gate_services(site.root)
+        known_for = lambda pseudonym: services.known(pseudonym, None)  # noqa: E731 - the vault's values
+    scanner = Scanner(load_rules(rule_files, level=level), ocr=ocr, known_for=known_for)
+    results = []
+    with _progress(disabled=as_json or len(files) < 20) as bar:
+        task = bar.add_task("scanning", total=len(files))
+        for file in files:
+            results.append((file, scanner.scan_file(file)))
+            bar.advance(task)
+    failed = sum(r.failed for _, r in results)
+    if as_json:
+        _print_json({
+            "files": len(results), "failed": failed,
+            "results": [{"path": str(f), **r.as_dict()} for f, r in results],
+        })  # fmt: skip
+    else:
+        for file, result in results:
+            if result.error:
+                out.print(f"{file}: ERROR {result.error}")
+            for f in result.findings:
+                out.print(
+                    f"{file}: {f.action.value.upper():<6} {f.rule} ({f.detector.value}) at "
+                    f"{f.tag_path} {f.keyword} value shaped {f.shape!r}"
+                )
+        out.print(f"{len(results)} files scanned, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _existing(paths: Sequence[Path], command: str) -> list[Path]:
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"{command}: {', '.join(map(str, missing))} not found")
+    return list(paths)
+
+
+review_app = typer.Typer(
+    help="Findings of the release gate's scans, grouped for review.", no_args_is_help=False,
+    invoke_without_command=True,
+)  # fmt: skip
+app.add_typer(review_app, name="review")
+
+
+@review_app.callback()
+def review_list(
+    ctx: typer.Context,
+    site_dir: SiteOption = DEFAULT_SITE,
+    limit: Annotated[int, typer.Option(min=1, help="Groups to show.")] = 30,
+    as_json: JsonOption = False,
+) -> None:
+    """Groups of findings, highest risk first: one line (and one decision) per rule, tag
+    path and value shape, however many objects share it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.scan._review import finding_groups
+
+    site = _open(site_dir)
+    groups = finding_groups(make_engine(site.database_url))
+    if as_json:
+        _print_json([g.as_dict() for g in groups])
+        return
+    if not groups:
+        out.print("no findings")
+        return
+    for g in groups[:limit]:
+        out.print(
+            f"{g.id}  {g.action.upper():<6} {g.rule:<22} {g.detector:<22} {g.keyword or g.path_pattern}"
+            f" {g.shape!r}: {g.findings} findings in {g.objects} objects, {g.devices} devices"
+        )
+    if len(groups) > limit:
+        out.print(f"... and {len(groups) - limit} more groups (--limit)")
+
+
+@review_app.command("decide")
+def review_decide(
+    group_id: Annotated[
+        str, typer.Argument(help="The group's id (g-...), from 'dicomhaven review'.")
+    ],
+    allow: Annotated[
+        bool, typer.Option("--allow/--fail", help="A false alarm (allow) or a real problem (fail).")
+    ],
+    reason: Annotated[str, typer.Option(help="Why: written into the rule and the audit log.")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+) -> None:
+    """Decide a group once: the decision becomes a rule at the head of the site's review
+    rules (SITE/rules/review.yaml). Run 'dicomhaven release' to apply it to held copies.
+    Data managers only; audited."""
+    from dicomhaven.access import Action
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.scan._review import Decision, decide_group, finding_groups
+
+    site = _open(site_dir)
+    groups = {g.id: g for g in finding_groups(make_engine(site.database_url))}
+    if group_id not in groups:
+        raise ConfigError(f"no group {group_id}; see 'dicomhaven review'")
+    decision = Decision.ALLOW if allow else Decision.FAIL
+    actor = _authorised(
+        site, token, Action.REVIEW_OUTPUTS, target=group_id, reason=f"{decision.value}: {reason}"
+    )
+    rule = decide_group(site.root, groups[group_id], decision, actor=actor.name, reason=reason)
+    out.print(f"rule {rule['id']} ({rule['action']}) written to rules/review.yaml; "
+              "run 'dicomhaven release' to apply it to held copies")  # fmt: skip
+
+
+devices_app = typer.Typer(
+    help="The device registry: which devices are trusted.", no_args_is_help=True
+)
+app.add_typer(devices_app, name="devices")
+
+
+def _registry(site: Any, *, with_vault: bool = False) -> Any:
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.scan import DeviceRegistry
+
+    return DeviceRegistry(make_engine(site.database_url), site.open_vault() if with_vault else None)
+
+
+@devices_app.command("list")
+def devices_list(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
+    """Every device seen, its trust state, and how many of its copies the gate holds."""
+    from dicomhaven.scan import held_counts
+
+    site = _open(site_dir)
+    held = held_counts(site.root)
+    devices = _registry(site).all()
+    if as_json:
+        _print_json([{**d.as_dict(), "held": held.get(d.id, 0)} for d in devices])
+        return
+    for d in devices:
+        out.print(
+            f"{d.id}  {d.state.value:<9} {d.modality:<4} {d.manufacturer} {d.model} "
+            f"{d.software}: {held.get(d.id, 0)} held  ({d.reason})"
+        )
+
+
+@devices_app.command("show")
+def devices_show(
+    device_id: Annotated[str, typer.Argument(help="The device's id (dev-...).")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+    renders: Annotated[
+        Path | None,
+        typer.Option(
+            "--renders", help="Write PNG renders of a sample of its held copies to this folder."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A device's record with its sealed attributes (serial number, station name), the
+    findings on its outputs and, with --renders, pictures of a sample of its held copies:
+    what a data manager reviews before trusting it. Audited."""
+    from dicomhaven.access import Action
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.scan._release import render_samples
+    from dicomhaven.scan._review import finding_groups
+
+    site = _open(site_dir)
+    registry = _registry(site, with_vault=True)
+    record = registry.get(device_id)
+    _authorised(site, token, Action.REVIEW_OUTPUTS, target=device_id, reason="show device")
+    report = {
+        **record.as_dict(),
+        "attributes": registry.attributes(device_id),
+        "findings": [
+            g.as_dict() for g in finding_groups(make_engine(site.database_url), device=device_id)
+        ],
+    }
+    if renders is not None:
+        report["renders"] = [str(p) for p in render_samples(site.root, device_id, renders)]
+    if as_json:
+        _print_json(report)
+        return
+    for key, value in report.items():
+        if key == "findings":
+            out.print(f"findings: {len(value) or 'none'}")
+            for g in value:
+                out.print(
+                    f"  {g['id']} {g['action']} {g['rule']} at {g['keyword'] or g['tag_path']}: {g['findings']}"
+                )
+        else:
+            out.print(f"{key}: {value}")
+
+
+def _set_device_state(
+    site_dir: Path, device_id: str, token: str | None, trusted: bool, reason: str
+) -> None:
+    from dicomhaven.access import Action
+    from dicomhaven.catalogue import DeviceState
+
+    site = _open(site_dir)
+    registry = _registry(site)
+    registry.get(device_id)
+    state = DeviceState.TRUSTED if trusted else DeviceState.REVOKED
+    actor = _authorised(
+        site, token, Action.REVIEW_OUTPUTS, target=device_id, reason=f"{state.value}: {reason}"
+    )
+    changed = registry.set_state(device_id, state, by=actor.name, reason=reason)
+    out.print(f"device {device_id} {'is now' if changed else 'was already'} {state.value}"
+              + ("; run 'dicomhaven release' to release its held copies" if trusted else ""))  # fmt: skip
+
+
+@devices_app.command("trust")
+def devices_trust(
+    device_id: Annotated[str, typer.Argument(help="The device's id (dev-...).")],
+    reason: Annotated[
+        str, typer.Option(help="What was reviewed: kept with the device and audited.")
+    ],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+) -> None:
+    """Trust a device after reviewing a sample of its outputs: its clean copies are then
+    released. Data managers only; audited."""
+    _set_device_state(site_dir, device_id, token, True, reason)
+
+
+@devices_app.command("revoke")
+def devices_revoke(
+    device_id: Annotated[str, typer.Argument(help="The device's id (dev-...).")],
+    reason: Annotated[str, typer.Option(help="Why: kept with the device and audited.")],
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
+) -> None:
+    """Stop trusting a device: its next copies are held. Data managers only; audited."""
+    _set_device_state(site_dir, device_id, token, False, reason)
+
+
+@app.command()
+def release(
+    site_dir: SiteOption = DEFAULT_SITE,
+    device: Annotated[str | None, typer.Option(help="Only this device's held copies.")] = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Decide again about every copy the release gate holds, with today's rules and trust:
+    each is scanned again and released (clean, device trusted) or kept. Data managers only;
+    audited."""
+    from dicomhaven.access import Action
+    from dicomhaven.scan import release_held
+
+    site = _open(site_dir)
+    _authorised(
+        site, token, Action.REVIEW_OUTPUTS, target=device or "all devices", reason="release"
+    )
+    summary = release_held(site.root, device=device)
+    if as_json:
+        _print_json(summary.as_dict())
+        return
+    outcomes = ", ".join(f"{n} {s}" for s, n in sorted(summary.outcomes.items())) or "nothing held"
+    out.print(
+        f"Release job {summary.job_id}: {summary.considered} held copies considered: {outcomes}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
     from dicomhaven.catalogue import dispose_engines

@@ -67,14 +67,16 @@ def pipeline_for(site: Site) -> Pipeline:
     """The stages this site runs on every received object, in order.
 
     Identity first (pseudonym from the vault, consent checked), then the header stage (the
-    limited-access copy; objects that are all headers released from there), then the pixel
-    stage for images (blanked and verified, or held). The residual-PII scan and the
-    device gate come next.
+    limited-access copy; an object that is all headers is offered for release), then the pixel
+    stage for images (blanked and verified, or held), then the release gate: the copy is
+    scanned for residual PII and released only if the scan is clean and its device (entered
+    in the registry by the device stage) is trusted.
     """
     from dicomhaven.deid import ProfileLayers, load_layers, load_profile
     from dicomhaven.deid._stage import HeaderStage
     from dicomhaven.identity import IdentityStage
     from dicomhaven.pixels._stage import PixelStage
+    from dicomhaven.scan._stage import DeviceStage, ReleaseGate
 
     profiles = ProfileLayers(load_profile(site.settings.deid_profile))
     if site.settings.deid_layers:
@@ -83,7 +85,13 @@ def pipeline_for(site: Site) -> Pipeline:
             layers if layers.is_absolute() else site.root / layers, profiles.base
         )
     return Pipeline(
-        stages=(IdentityStage(), HeaderStage(profiles, pixels_follow=True), PixelStage())
+        stages=(
+            IdentityStage(),
+            DeviceStage(),
+            HeaderStage(profiles, pixels_follow=True, gated=True),
+            PixelStage(gated=True),
+            ReleaseGate(),
+        )
     )
 
 

@@ -149,6 +149,27 @@ class Settings(BaseModel):
             "folder. Empty: none."
         ),
     )
+    device_gate: bool = Field(
+        default=True,
+        description=(
+            "Release gate: hold the outputs of an imaging device until a data manager has "
+            "trusted it ('dicomhaven devices trust'); false releases clean outputs of any device."
+        ),
+    )
+    scan_rules: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "The site's own scanner rule files (YAML), composed before the shipped rules, "
+            "first match wins; a relative path is read from the site folder."
+        ),
+    )
+    scan_pixels: bool = Field(
+        default=False,
+        description=(
+            "The release gate's scan also reads the pixels of risky images with OCR (the pixel "
+            "stage has already verified them with a second engine; this is a third reading)."
+        ),
+    )
     workers: int = Field(
         default=1,
         ge=1,

@@ -24,6 +24,7 @@ class Action(StrEnum):
     ROTATE_VAULT_KEY = "rotate-vault-key"
     PURGE = "purge"
     REVIEW_TEMPLATES = "review-templates"
+    REVIEW_OUTPUTS = "review-outputs"  # trust devices, decide findings, release held copies
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -35,4 +36,5 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.ROTATE_VAULT_KEY: frozenset({Role.DATA_MANAGER}),
     Action.PURGE: frozenset({Role.DATA_MANAGER}),
     Action.REVIEW_TEMPLATES: frozenset({Role.DATA_MANAGER}),
+    Action.REVIEW_OUTPUTS: frozenset({Role.DATA_MANAGER}),
 }

@@ -32,6 +32,7 @@ from dicomhaven.catalogue._pull_models import (
     PullJob,
     PullState,
 )
+from dicomhaven.catalogue._scan_models import Device, DeviceState, GateHold, ScanFinding
 
 __all__ = [
     "CATALOGUE",
@@ -41,6 +42,9 @@ __all__ = [
     "ClinicalRecord",
     "Consent",
     "ConsentStatus",
+    "Device",
+    "DeviceState",
+    "GateHold",
     "ItemState",
     "Job",
     "JobState",
@@ -52,6 +56,7 @@ __all__ = [
     "PullItem",
     "PullJob",
     "PullState",
+    "ScanFinding",
     "Schema",
     "User",
     "current_revision",

@@ -58,6 +58,9 @@ class HeaderStage:
     profiles: ProfileLayers
     #: The pixel stage follows: an image is left to it, de-identified, instead of held.
     pixels_follow: bool = False
+    #: The release gate follows: a releasable copy is offered to it (kept in quarantine/)
+    #: instead of written to the store.
+    gated: bool = False
     name: str = "deid-headers"
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
@@ -85,14 +88,19 @@ class HeaderStage:
         if unchecked == "pixel data" and self.pixels_follow:
             return None  # the same data set, now de-identified, goes on to the pixel stage
         held = unchecked is not None
-        zone = "quarantine" if held else "store"
-        target = (
-            ctx.site_root / zone / obj.pseudonym / str(dataset.StudyInstanceUID)
-            / f"{dataset.SOPInstanceUID}.dcm"
-        )  # fmt: skip
-        write_dataset(dataset, target)
+        relpath = f"{obj.pseudonym}/{dataset.StudyInstanceUID}/{dataset.SOPInstanceUID}.dcm"
+        write_dataset(dataset, ctx.site_root / self._zone(held) / relpath)
+        return self._decide(obj, held, relpath)
+
+    def _zone(self, held: bool) -> str:
+        return "quarantine" if held or self.gated else "store"
+
+    def _decide(self, obj: PipelineObject, held: bool, relpath: str) -> Outcome | None:
         if held:
             return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
+        if self.gated:
+            obj.offer(relpath, RELEASED_REASON)
+            return None
         return Outcome(ObjectStatus.RELEASED, RELEASED_REASON, self.name)
 
     def _settle_bytes(
@@ -104,11 +112,6 @@ class HeaderStage:
             obj.replace_dataset(pydicom.dcmread(io.BytesIO(rewritten.data), force=True))
             return None
         held = unchecked is not None
-        target = (
-            ctx.site_root / ("quarantine" if held else "store") / str(obj.pseudonym)
-            / str(rewritten.study_instance_uid) / f"{rewritten.sop_instance_uid}.dcm"
-        )  # fmt: skip
-        write_bytes(rewritten.parts, target)
-        if held:
-            return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
-        return Outcome(ObjectStatus.RELEASED, RELEASED_REASON, self.name)
+        relpath = f"{obj.pseudonym}/{rewritten.study_instance_uid}/{rewritten.sop_instance_uid}.dcm"
+        write_bytes(rewritten.parts, ctx.site_root / self._zone(held) / relpath)
+        return self._decide(obj, held, relpath)

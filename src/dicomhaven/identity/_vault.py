@@ -24,6 +24,7 @@ from dicomhaven.identity._crypto import VaultCipher, VaultKeyError, new_pseudony
 from dicomhaven.identity._identifiers import normalise_chi_number, normalise_nhs_number
 from dicomhaven.identity._vault_models import (
     VAULT,
+    VaultDevice,
     VaultIdentifier,
     VaultMeta,
     VaultPatient,
@@ -254,6 +255,28 @@ class Vault:
                 return secret
             return self.cipher.open(f"project:{project}", row.sealed_secret)
 
+    # -- devices ----------------------------------------------------------------------------
+    def remember_device(self, device_id: str, attributes: dict[str, str]) -> None:
+        """Keep a device's identifying attributes, sealed, the first time it is seen."""
+        try:
+            with self._sessions.begin() as session:
+                if session.get(VaultDevice, device_id) is None:
+                    sealed = self.cipher.seal(
+                        "device", json.dumps(attributes, sort_keys=True).encode()
+                    )
+                    session.add(VaultDevice(device_id=device_id, sealed=sealed, created_at=_now()))
+        except IntegrityError:
+            pass  # another worker kept it first: the same attributes
+
+    def device_attributes(self, device_id: str) -> dict[str, str]:
+        """A device's attributes, for the data manager who decides whether to trust it."""
+        with self._sessions() as session:
+            row = session.get(VaultDevice, device_id)
+            if row is None:
+                return {}
+            loaded: dict[str, str] = json.loads(self.cipher.open("device", row.sealed))
+            return loaded
+
     # -- key rotation -----------------------------------------------------------------------
     def rotate_key(self, new_master_key: bytes) -> int:
         """Re-seal every value and re-make every lookup token under a new key, in one
@@ -272,6 +295,9 @@ class Vault:
             ):
                 assert patient.details is not None
                 patient.details = new.seal("details", self.cipher.open("details", patient.details))
+                count += 1
+            for device in session.scalars(select(VaultDevice)):
+                device.sealed = new.seal("device", self.cipher.open("device", device.sealed))
                 count += 1
             for project in session.scalars(select(VaultProject)):
                 field = f"project:{project.name}"

@@ -15,7 +15,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dicomhaven.catalogue import Schema
 
-__all__ = ["VAULT", "VaultBase", "VaultIdentifier", "VaultMeta", "VaultPatient", "VaultProject"]
+__all__ = [
+    "VAULT",
+    "VaultBase",
+    "VaultDevice",
+    "VaultIdentifier",
+    "VaultMeta",
+    "VaultPatient",
+    "VaultProject",
+]
 
 
 class VaultBase(DeclarativeBase):
@@ -55,6 +63,17 @@ class VaultProject(VaultBase):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     sealed_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VaultDevice(VaultBase):
+    """An imaging device's identifying attributes (serial number, station name, ...), sealed.
+    The catalogue knows the device only by its id, a keyed hash of the same attributes."""
+
+    __tablename__ = "vault_devices"
+
+    device_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # sealed JSON
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -69,6 +69,11 @@ class PipelineObject:
     intake_file: Path
     pseudonym: str | None = None  # the master pseudonym, once the identity stage found it
     profile_sha256: str | None = None  # the de-identification profile that made its copy
+    device_id: str | None = None  # the device that made it, once the registry knows it
+    #: A copy ready for release, under quarantine/ until the release gate has checked it:
+    #: its path relative to the zone, and the reason it will be released with.
+    candidate: str | None = None
+    candidate_reason: str = ""
     _header: Dataset | None = field(default=None, repr=False)
     _full: Dataset | None = field(default=None, repr=False)
     _leading: Dataset | None = field(default=None, repr=False)
@@ -94,10 +99,26 @@ class PipelineObject:
             self._leading = leading_elements(self.intake_file.read_bytes(), LEADING_TAGS_END)
         return self._leading if self._leading is not None else self.header()
 
+    def original_leading_header(self) -> Dataset:
+        """The leading elements as received, even after a stage replaced the data set (the
+        release gate searches the copy for the original's own values)."""
+        if self._leading is None:
+            from dicomhaven.deid._stream import leading_elements
+
+            self._leading = leading_elements(self.intake_file.read_bytes(), LEADING_TAGS_END)
+        if self._leading is None:
+            return pydicom.dcmread(self.intake_file, stop_before_pixels=True, force=True)
+        return self._leading
+
     def dataset(self) -> Dataset:
         if self._full is None:
             self._full = pydicom.dcmread(self.intake_file, force=True)
         return self._full
+
+    def offer(self, relpath: str, reason: str) -> None:
+        """A stage wrote a copy it would release (``quarantine/<relpath>``); the release
+        gate decides."""
+        self.candidate, self.candidate_reason = relpath, reason
 
     def replace_dataset(self, dataset: Dataset) -> None:
         """Hand the next stages a new data set (the de-identified one) in place of the file's."""

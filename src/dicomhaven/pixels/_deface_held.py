@@ -5,9 +5,9 @@ holds each slice of a head CT or MR volume (:data:`AWAITS_DEFACING`). This step 
 held slices by series, decides per series (:func:`face_triage`), and:
 
 - defaces a head volume, saves the before/after review render beside the held copies (it
-  shows the face, so it stays in the quarantine zone), writes each slice to the store and
-  releases it;
-- releases a series that shows no face (too few slices, too small a field of view);
+  shows the face, so it stays in the quarantine zone) and offers each slice to the release
+  gate (scan, device trust), which moves it to the store;
+- offers a series that shows no face (too few slices, too small a field of view) as it is;
 - leaves held, with a new reason, a series that needs a person's review or that could not
   be defaced safely.
 
@@ -30,11 +30,12 @@ from dicomhaven.deid._engine import write_dataset
 from dicomhaven.identity import SITE_PROJECT
 from dicomhaven.identity._stage import project_keys
 from dicomhaven.ledger import Ledger
-from dicomhaven.pipeline import Outcome
 from dicomhaven.pixels._deface import deface_series
 from dicomhaven.pixels._face_triage import FaceDecision, face_triage
 from dicomhaven.pixels._stage import AWAITS_DEFACING
 from dicomhaven.pixels._volume import DefacingError
+from dicomhaven.scan._devices import DeviceIdentity
+from dicomhaven.scan._stage import gate_services
 from dicomhaven.site import Site
 
 __all__ = ["CLEAN_VISUAL_FEATURES", "DefaceSummary", "deface_held", "mark_defaced"]
@@ -82,6 +83,8 @@ class _Slice:
     object_id: int
     copy: Path  # the header-de-identified copy in quarantine
     dataset: Dataset
+    original: Dataset  # the original header, for the release gate (device, leak check)
+    pseudonym: str
 
 
 def _held_slices(site: Site) -> dict[tuple[str, str], list[_Slice]]:
@@ -109,7 +112,9 @@ def _held_slices(site: Site) -> dict[tuple[str, str], list[_Slice]]:
         if not copy.is_file():
             continue  # purged (consent withdrawn) or not written: nothing to deface
         key = (str(obj.pseudonym), str(original.SeriesInstanceUID))
-        series[key].append(_Slice(obj.id, copy, pydicom.dcmread(copy, force=True)))
+        series[key].append(
+            _Slice(obj.id, copy, pydicom.dcmread(copy, force=True), original, str(obj.pseudonym))
+        )
     return series
 
 
@@ -151,13 +156,21 @@ def _one_series(
     else:
         summary.released_without += 1
         reason = "pixels: head series shows no face: " + "; ".join(decision.reasons)
+    gate = gate_services(site.root)
+    outcomes = []
     for item in slices:
         if decision.decision is FaceDecision.DEFACE:
             mark_defaced(item.dataset)
-        target = site.zone("store") / item.copy.relative_to(site.zone("quarantine"))
-        write_dataset(item.dataset, target)
-        item.copy.unlink()
-    ledger.settle(
-        job, [(s.object_id, Outcome(ObjectStatus.RELEASED, reason, STAGE)) for s in slices]
-    )
-    summary.objects_released += len(slices)
+        write_dataset(item.dataset, item.copy)
+        # The release gate decides, as for every other copy: scan, then device trust.
+        device = gate.registry.register(DeviceIdentity.of(item.original), gate.site_key).id
+        result = gate.scanner.scan_file(
+            item.copy, gate.known(item.pseudonym, item.original), pseudonym=item.pseudonym,
+            device=device,
+        )  # fmt: skip
+        relpath = str(item.copy.relative_to(site.zone("quarantine")))
+        outcomes.append(
+            (item.object_id, gate.decide(item.object_id, device, relpath, reason, result))
+        )
+    ledger.settle(job, outcomes)
+    summary.objects_released += sum(o.status is ObjectStatus.RELEASED for _, o in outcomes)

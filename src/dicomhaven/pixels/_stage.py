@@ -73,16 +73,31 @@ def _templates(site_root: Path) -> TemplateStore:
     return TemplateStore(site_root / "templates")
 
 
+def _trusted(site_root: Path, device_id: str | None) -> bool:
+    """Whether the registry trusts the device: only then is its Burned In Annotation "NO"
+    believed by triage."""
+    if device_id is None:
+        return False
+    from dicomhaven.catalogue import DeviceState
+    from dicomhaven.scan._stage import gate_services
+
+    return gate_services(site_root).registry.state(device_id) is DeviceState.TRUSTED
+
+
 @dataclass(frozen=True)
 class PixelStage:
     """Make each image's pixels safe, then release its copy to the store, or hold it."""
 
     policy: PixelPolicy = field(default_factory=PixelPolicy)
+    #: The release gate follows: a safe copy is offered to it (kept in quarantine/).
+    gated: bool = False
     name: str = "deid-pixels"
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
         if obj.pseudonym is None or obj.profile_sha256 is None:
             raise RuntimeError("the pixel stage runs after the identity and header stages")
+        if obj.candidate is not None:
+            return None  # the header stage offered a copy with no pixels: nothing to do here
         dataset = obj.dataset()  # already de-identified by the header stage
         waits = head_volume_slice(dataset)
         if waits is None and unchecked_content(dataset) not in (None, "pixel data"):
@@ -95,17 +110,21 @@ class PixelStage:
             patient_known_values(ctx.site_root, obj.pseudonym),
             policy=self.policy,
             templates=_templates(ctx.site_root),
+            trusted_device=_trusted(ctx.site_root, obj.device_id),
         )
         if result.outcome is PixelOutcome.HELD:
             self._write(ctx.site_root, "quarantine", obj.pseudonym, dataset)
             return Outcome(ObjectStatus.QUARANTINED, f"held: {result.reason}", self.name)
+        reason = f"pixels: {result.reason}"
+        if self.gated:
+            obj.offer(self._write(ctx.site_root, "quarantine", obj.pseudonym, dataset), reason)
+            return None
         self._write(ctx.site_root, "store", obj.pseudonym, dataset)
-        return Outcome(ObjectStatus.RELEASED, f"pixels: {result.reason}", self.name)
+        return Outcome(ObjectStatus.RELEASED, reason, self.name)
 
     @staticmethod
-    def _write(site_root: Path, zone: str, pseudonym: str, dataset: Dataset) -> None:
-        target = (
-            site_root / zone / pseudonym / str(dataset.StudyInstanceUID)
-            / f"{dataset.SOPInstanceUID}.dcm"
-        )  # fmt: skip
-        write_dataset(dataset, target)
+    def _write(site_root: Path, zone: str, pseudonym: str, dataset: Dataset) -> str:
+        """Write the copy under ``zone``; its path relative to the zone."""
+        relpath = f"{pseudonym}/{dataset.StudyInstanceUID}/{dataset.SOPInstanceUID}.dcm"
+        write_dataset(dataset, site_root / zone / relpath)
+        return relpath

@@ -1,0 +1,251 @@
+"""The last two steps of the pipeline: which device made the object, and the release gate.
+
+``DeviceStage`` (right after identity, on the original header) enters the object's device
+in the registry. ``ReleaseGate`` (last) scans the copy the de-identification stages
+offered, records the findings, and then:
+
+- a failed scan holds the copy (and revokes the device's trust if it had any);
+- a clean copy from a device that is not trusted (while ``device_gate`` is on) is held
+  until a data manager trusts the device and runs ``dicomhaven release``;
+- otherwise the copy moves from ``quarantine/`` to ``store/`` and the object is released.
+
+Held copies stay in ``quarantine/`` with a row in ``gate_holds``, so ``dicomhaven release``
+can decide again after rules or trust change without de-identifying again.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from sqlalchemy import delete, insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from dicomhaven.catalogue import ObjectStatus, make_engine, make_sessionmaker
+from dicomhaven.catalogue._scan_models import DeviceState, GateHold, ScanFinding
+from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
+from dicomhaven.scan._detect import KnownIdentifiers
+from dicomhaven.scan._devices import SYSTEM_ACTOR, DeviceIdentity, DeviceRegistry
+from dicomhaven.scan._rules import RuleSet, load_rules
+from dicomhaven.scan._scanner import Scanner, ScanResult
+
+__all__ = [
+    "DeviceStage",
+    "GateServices",
+    "ReleaseGate",
+    "gate_services",
+    "original_values",
+    "reset_gate_services",
+]
+
+#: Attributes of the original header whose values the scan searches the copy for, besides
+#: what the vault knows: the object's own identifiers.
+_ORIGINAL_KEYWORDS = (
+    "PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "OtherPatientIDs",
+    "ReferringPhysicianName",
+)  # fmt: skip
+
+
+@dataclass
+class GateServices:
+    """One site's registry, rules and scanner, opened once per worker process."""
+
+    site_root: Path
+    registry: DeviceRegistry
+    rules: RuleSet
+    scanner: Scanner
+    site_key: bytes
+    device_gate: bool
+    sessions: sessionmaker[Session]
+    rule_files: tuple[Path, ...] = ()
+    rules_stamp: tuple[float, ...] = ()
+
+    def rules_changed(self) -> bool:
+        """Whether a rule file (a review decision, a site file) changed since loading."""
+        return _stamp(self.rule_files) != self.rules_stamp
+
+    def known(self, pseudonym: str | None, original: Dataset | None) -> KnownIdentifiers:
+        from dicomhaven.identity._stage import known_identifiers, known_values
+
+        values: list[str] = []
+        if pseudonym:
+            values += known_values(self.site_root, pseudonym)
+            values += known_identifiers(self.site_root, pseudonym)
+        if original is not None:
+            values += original_values(original)
+        return KnownIdentifiers.of(v for v in values if v and v != pseudonym)
+
+    def record(self, object_id: int, device_id: str, result: ScanResult) -> None:
+        """Replace the object's findings with this scan's."""
+        now = datetime.now(UTC)
+        with self.sessions.begin() as session:
+            session.execute(delete(ScanFinding).where(ScanFinding.object_id == object_id))
+            if result.findings:
+                session.execute(
+                    insert(ScanFinding),
+                    [
+                        {
+                            "object_id": object_id,
+                            "device_id": device_id,
+                            "rule": f.rule,
+                            "action": f.action.value,
+                            "detector": f.detector.value,
+                            "tag_path": f.tag_path[:255],
+                            "path_pattern": f.path_pattern[:255],
+                            "keyword": f.keyword[:64],
+                            "vr": f.vr[:4],
+                            "shape": f.shape[:64],
+                            "at": now,
+                        }
+                        for f in result.findings
+                    ],
+                )
+
+    def hold(self, object_id: int, device_id: str, relpath: str, reason: str) -> None:
+        with self.sessions.begin() as session:
+            session.merge(
+                GateHold(
+                    object_id=object_id, device_id=device_id, path=relpath,
+                    release_reason=reason, at=datetime.now(UTC),
+                )
+            )  # fmt: skip
+
+    def unhold(self, object_id: int) -> None:
+        with self.sessions.begin() as session:
+            session.execute(delete(GateHold).where(GateHold.object_id == object_id))
+
+    def decide(
+        self, object_id: int, device_id: str, relpath: str, release_reason: str, result: ScanResult
+    ) -> Outcome:
+        """Release the held copy or keep it held, after its scan: the gate's one rule."""
+        self.record(object_id, device_id, result)
+        state = self.registry.state(device_id)
+        if result.failed:
+            if state is DeviceState.TRUSTED:
+                self.registry.set_state(
+                    device_id, DeviceState.REVOKED, by=SYSTEM_ACTOR,
+                    reason=f"a scan failed on an output: {result.reasons(1)}",
+                )  # fmt: skip
+                _audit_revocation(self.site_root, device_id)
+            self.hold(object_id, device_id, relpath, release_reason)
+            return Outcome(ObjectStatus.QUARANTINED, f"scan failed: {result.reasons()}", "gate")
+        if self.device_gate and state is not DeviceState.TRUSTED:
+            self.hold(object_id, device_id, relpath, release_reason)
+            return Outcome(
+                ObjectStatus.QUARANTINED,
+                f"device {device_id} is {state.value}: held until a data manager trusts it",
+                "gate",
+            )
+        target = self.site_root / "store" / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (self.site_root / "quarantine" / relpath).replace(target)
+        self.unhold(object_id)
+        return Outcome(ObjectStatus.RELEASED, release_reason, "gate")
+
+
+def _audit_revocation(site_root: Path, device_id: str) -> None:
+    from dicomhaven.access import AuditLog
+    from dicomhaven.site import open_site
+
+    AuditLog(make_engine(open_site(site_root).database_url)).append(
+        actor=SYSTEM_ACTOR, role="system", action="revoke-device", target=device_id,
+        reason="a scan failed on an output of this device", outcome="revoked",
+    )  # fmt: skip
+
+
+def original_values(header: Dataset) -> list[str]:
+    """The original header's own identifying values (names split at ``^``)."""
+    values: list[str] = []
+    for keyword in _ORIGINAL_KEYWORDS:
+        value = header.get(keyword)
+        if value is None:
+            continue
+        items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+        for item in items:
+            text = str(item).strip()
+            if text:
+                values += [text, *(p for p in text.split("^") if p)] if "^" in text else [text]
+    return values
+
+
+def _stamp(files: tuple[Path, ...]) -> tuple[float, ...]:
+    return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in files)
+
+
+def gate_services(site_root: Path) -> GateServices:
+    """The site's services, loaded again when a rule file changed (a review decision made
+    while a receiver runs applies to its next objects)."""
+    services = _gate_services(site_root)
+    if services.rules_changed():
+        _gate_services.cache_clear()
+        services = _gate_services(site_root)
+    return services
+
+
+def reset_gate_services() -> None:
+    """Forget every site's loaded services (settings, rules): the next use loads them."""
+    _gate_services.cache_clear()
+
+
+@functools.lru_cache(maxsize=4)
+def _gate_services(site_root: Path) -> GateServices:
+    from dicomhaven.deid import load_profile
+    from dicomhaven.site import open_site
+
+    site = open_site(site_root)
+    engine = make_engine(site.database_url)
+    paths = [Path(p) if Path(p).is_absolute() else site.root / p for p in site.settings.scan_rules]
+    review = site.root / "rules" / "review.yaml"
+    level = load_profile(site.settings.deid_profile).level
+    rules = load_rules([review, *paths] if review.exists() else paths, level=level)
+    watched = (review, *paths)
+    return GateServices(
+        site_root=site.root,
+        registry=DeviceRegistry(engine, site.open_vault()),
+        rules=rules,
+        scanner=Scanner(rules, ocr=site.settings.scan_pixels),
+        site_key=site.site_key(),
+        device_gate=site.settings.device_gate,
+        sessions=make_sessionmaker(engine),
+        rule_files=watched,
+        rules_stamp=_stamp(watched),
+    )
+
+
+@dataclass(frozen=True)
+class DeviceStage:
+    """Enter the object's device in the registry (a new one as untrusted)."""
+
+    name: str = "devices"
+
+    def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
+        services = gate_services(ctx.site_root)
+        identity = DeviceIdentity.of(obj.leading_header())
+        obj.device_id = services.registry.register(identity, services.site_key).id
+        return None
+
+
+@dataclass(frozen=True)
+class ReleaseGate:
+    """Scan the offered copy; release it only if the scan is clean and the device trusted."""
+
+    name: str = "gate"
+
+    def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
+        if obj.candidate is None:
+            return None  # nothing was offered: the pipeline holds it
+        if obj.device_id is None:
+            raise RuntimeError("the release gate runs after the device stage")
+        services = gate_services(ctx.site_root)
+        path = ctx.site_root / "quarantine" / obj.candidate
+        known = services.known(obj.pseudonym, obj.original_leading_header())
+        result = services.scanner.scan_file(
+            path, known, pseudonym=obj.pseudonym, device=obj.device_id
+        )
+        return services.decide(
+            obj.object_id, obj.device_id, obj.candidate, obj.candidate_reason, result
+        )
