@@ -125,12 +125,11 @@ class GateServices:
         self.record(object_id, device_id, result)
         state = self.registry.state(device_id)
         if result.failed:
-            if state is DeviceState.TRUSTED:
-                self.registry.set_state(
-                    device_id, DeviceState.REVOKED, by=SYSTEM_ACTOR,
-                    reason=f"a scan failed on an output: {result.reasons(1)}",
-                )  # fmt: skip
-                _audit_revocation(self.site_root, device_id)
+            if state is DeviceState.TRUSTED and self.registry.set_state(
+                device_id, DeviceState.REVOKED, by=SYSTEM_ACTOR,
+                reason=f"a scan failed on an output: {result.reasons(1)}",
+            ):  # fmt: skip
+                _audit_revocation(self.site_root, device_id)  # once, by the worker that did it
             self.hold(object_id, device_id, relpath, release_reason)
             return Outcome(ObjectStatus.QUARANTINED, f"scan failed: {result.reasons()}", "gate")
         if self.device_gate and state is not DeviceState.TRUSTED:
