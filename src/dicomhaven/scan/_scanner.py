@@ -188,10 +188,12 @@ class Scanner:
         walk = self._walk(known, pseudonym, patient_id, modality, device)
         result = walk.result
         meta = getattr(dataset, "file_meta", None)
-        if meta is not None:
-            walk.dataset(meta, "")
         try:
-            walk.dataset(dataset, "")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # odd values are judged, not warned of
+                if meta is not None:
+                    walk.dataset(meta, "")
+                walk.dataset(dataset, "")
         except Exception as exc:  # a value pydicom cannot decode: the file is not checked
             result.error = f"an element could not be read ({type(exc).__name__})"
         if self.ocr and "PixelData" in dataset:
