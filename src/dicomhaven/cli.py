@@ -1372,22 +1372,29 @@ def review_list(
     ctx: typer.Context,
     site_dir: SiteOption = DEFAULT_SITE,
     limit: Annotated[int, typer.Option(min=1, help="Groups to show.")] = 30,
+    suppressed: Annotated[
+        bool,
+        typer.Option(
+            "--suppressed", help="Show what ignore rules hid instead, grouped the same way."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Groups of findings, highest risk first: one line (and one decision) per rule, tag
-    path and value shape, however many objects share it."""
+    path and value shape, however many objects share it. With --suppressed, what each
+    ignore rule hid, so a rule can be traced to its effect."""
     if ctx.invoked_subcommand is not None:
         return
     from dicomhaven.catalogue import make_engine
     from dicomhaven.scan._review import finding_groups
 
     site = _open(site_dir)
-    groups = finding_groups(make_engine(site.database_url))
+    groups = finding_groups(make_engine(site.database_url), suppressed=suppressed)
     if as_json:
         _print_json([g.as_dict() for g in groups])
         return
     if not groups:
-        out.print("no findings")
+        out.print("nothing suppressed" if suppressed else "no findings")
         return
     for g in groups[:limit]:
         out.print(
@@ -1418,7 +1425,9 @@ def review_decide(
     from dicomhaven.scan._review import Decision, decide_group, finding_groups
 
     site = _open(site_dir)
-    groups = {g.id: g for g in finding_groups(make_engine(site.database_url))}
+    engine = make_engine(site.database_url)
+    both = finding_groups(engine) + finding_groups(engine, suppressed=True)
+    groups = {g.id: g for g in both}
     if group_id not in groups:
         raise ConfigError(f"no group {group_id}; see 'dicomhaven review'")
     decision = Decision.ALLOW if allow else Decision.FAIL

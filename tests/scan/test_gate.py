@@ -110,7 +110,9 @@ def test_the_shipped_profile_passes_the_same_objects(
     assert {o.status for o in rows(sqlite_site)} == {"released"}
     with make_sessionmaker(make_engine(sqlite_site.database_url))() as session:
         findings = list(session.scalars(select(ScanFinding)))
-    assert [(f.rule, f.tag_path) for f in findings] == []  # not even a report
+    reported = [(f.rule, f.tag_path) for f in findings if f.action != "ignore"]
+    assert reported == []  # not even a report
+    assert {f.rule for f in findings} <= {"dummy-values", "vocabulary"}  # suppressed, by rule
 
 
 def test_a_new_device_is_held_until_trusted_and_a_failed_scan_revokes_its_trust(
@@ -211,6 +213,13 @@ def test_a_review_decision_becomes_a_rule_and_release_applies_it(
     assert main(["release", "--site", root, "--token", token]) == 0
     assert {o.status for o in rows(site)} == {"released"}
     assert consistent(site)
+    capsys.readouterr()
+
+    # The rule can be traced to what it hid: the same group, now suppressed by it.
+    assert main(["review", "--site", root, "--suppressed", "--json"]) == 0
+    hidden = {g["rule"]: g for g in json.loads(capsys.readouterr().out)}
+    decided = hidden[f"review-{group['id'][2:]}"]
+    assert (decided["keyword"], decided["objects"]) == ("InstitutionName", len(held))
     with make_sessionmaker(make_engine(site.database_url))() as session:
         audited = [(e.action, e.target) for e in session.scalars(select(AuditEntry))]
     assert ("review-outputs", group["id"]) in audited

@@ -78,8 +78,12 @@ def _group_id(*parts: str) -> str:
     return "g-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:10]
 
 
-def finding_groups(engine: Engine, *, device: str | None = None) -> list[FindingGroup]:
-    """Every group of the latest findings (of one device's outputs), highest risk first."""
+def finding_groups(
+    engine: Engine, *, device: str | None = None, suppressed: bool = False
+) -> list[FindingGroup]:
+    """Every group of the latest findings (of one device's outputs), highest risk first;
+    with ``suppressed``, the groups ignore rules hid instead, so that each rule can be
+    traced to what it suppresses."""
     sessions = make_sessionmaker(engine)
     f = ScanFinding
     keys = (f.rule, f.action, f.detector, f.path_pattern, f.keyword, f.shape)
@@ -91,6 +95,7 @@ def finding_groups(engine: Engine, *, device: str | None = None) -> list[Finding
     ).group_by(*keys)
     if device is not None:
         query = query.where(f.device_id == device)
+    query = query.where((f.action == "ignore") if suppressed else (f.action != "ignore"))
     with sessions() as session:
         rows = list(session.execute(query))
     groups = [

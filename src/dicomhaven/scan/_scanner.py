@@ -70,9 +70,15 @@ class Finding:
 @dataclass
 class ScanResult:
     findings: list[Finding] = field(default_factory=list)
-    suppressed: Counter[str] = field(default_factory=Counter)  # rule id -> count
+    #: What ignore rules suppressed, kept so that every rule can be traced to what it hid.
+    suppressions: list[Finding] = field(default_factory=list)
     ocr_read: bool = False
     error: str | None = None
+
+    @property
+    def suppressed(self) -> Counter[str]:
+        """Suppressions by rule id."""
+        return Counter(f.rule for f in self.suppressions)
 
     @property
     def failed(self) -> bool:
@@ -301,10 +307,8 @@ class _Walk:
     def decide(self, detector: Detector, path: str, keyword: str, vr: str, value: str) -> None:
         candidate = Candidate(detector, path, keyword, vr, value, self.modality, self.device)
         action, rule = self.rules.decide(candidate)
-        if action is Action.IGNORE:
-            self.result.suppressed[rule] += 1
-            return
-        self.result.findings.append(
+        kept = self.result.suppressions if action is Action.IGNORE else self.result.findings
+        kept.append(
             Finding(
                 detector=detector,
                 tag_path=path,

@@ -80,11 +80,11 @@ class GateServices:
         return KnownIdentifiers.of(v for v in values if v and v != pseudonym)
 
     def record(self, object_id: int, device_id: str, result: ScanResult) -> None:
-        """Replace the object's findings with this scan's."""
+        """Replace the object's findings (and suppressions, as ``ignore``) with this scan's."""
         now = datetime.now(UTC)
         with self.sessions.begin() as session:
             session.execute(delete(ScanFinding).where(ScanFinding.object_id == object_id))
-            if result.findings:
+            if result.findings or result.suppressions:
                 session.execute(
                     insert(ScanFinding),
                     [
@@ -101,7 +101,7 @@ class GateServices:
                             "shape": f.shape[:64],
                             "at": now,
                         }
-                        for f in result.findings
+                        for f in (*result.findings, *result.suppressions)
                     ],
                 )
 
