@@ -78,15 +78,11 @@ def raw_elements(data: bytes) -> list[RawElement]:
     if len(data) < 132 or data[128:132] != b"DICM":
         raise Unreadable("no DICOM preamble")
     out: list[RawElement] = []
-    pos = 132
-    syntax = ""
-    while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
-        tag, vr, length, start = _header(data, pos, explicit=True, little=True)
-        value = data[start : start + length]
-        if tag == 0x00020010:
-            syntax = value.rstrip(b"\x00 ").decode("ascii", "replace")
-        out.append(RawElement("", tag, vr, value, ()))
-        pos = start + length
+    pos = _walk(data, 132, True, True, out, meta=True)  # group 0002: explicit VR LE
+    syntax = next(
+        (e.value.rstrip(b"\x00 ").decode("ascii", "replace") for e in out if e.tag == 0x00020010),
+        "",
+    )
     body = data
     if syntax in _DEFLATED:
         try:
@@ -109,10 +105,19 @@ class _Frame:
     index: int = 0  # a sequence: the next item's number
 
 
-def _walk(data: bytes, pos: int, explicit: bool, little: bool, out: list[RawElement]) -> None:
-    """Every element from ``pos`` to the end of ``data``, sequences walked with a stack
-    (not recursion: a report nests deep, and each level of generators costs per element).
-    Numbers in standard elements (US, FL, ...) are left out: they hold no text."""
+def _walk(
+    data: bytes,
+    pos: int,
+    explicit: bool,
+    little: bool,
+    out: list[RawElement],
+    *,
+    meta: bool = False,
+) -> int:
+    """Every element from ``pos`` to the end of ``data`` (with ``meta``, to the end of group
+    0002), sequences walked with a stack (not recursion: a report nests deep, and each
+    level of generators costs per element); returns where it stopped. Numbers in standard
+    elements (US, FL, ...) are left out: they hold no text."""
     size = len(data)
     tag_of = (_TAG_LE if little else _TAG_BE).unpack_from
     short = (_SHORT_LE if little else _SHORT_BE).unpack_from
@@ -124,12 +129,14 @@ def _walk(data: bytes, pos: int, explicit: bool, little: bool, out: list[RawElem
             if pos > frame.end:
                 raise Unreadable("an element runs past the end of its item or sequence")
             if not stack:
-                return
+                return pos
             frame = stack.pop()
             continue
         if pos + 8 > size:
             raise Unreadable("an element header is cut short")
         group, element = tag_of(data, pos)
+        if meta and group != 0x0002:
+            return pos
         tag = group << 16 | element
         if group == 0xFFFE:
             length, start, vr = long(data, pos + 4)[0], pos + 8, ""
@@ -206,28 +213,6 @@ def _walk(data: bytes, pos: int, explicit: bool, little: bool, out: list[RawElem
 @functools.lru_cache(maxsize=8192)
 def _step(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-
-
-def _header(data: bytes, pos: int, *, explicit: bool, little: bool) -> tuple[int, str, int, int]:
-    """(tag, VR, length, where the value starts) of the element at ``pos``."""
-    if pos + 8 > len(data):
-        raise Unreadable("element header cut short")
-    order = "<" if little else ">"
-    group, element = struct.unpack_from(order + "HH", data, pos)
-    tag = group << 16 | element
-    if tag in (_ITEM, _ITEM_END, _SEQUENCE_END):
-        return tag, "", struct.unpack_from(order + "L", data, pos + 4)[0], pos + 8
-    if explicit:
-        vr_bytes = data[pos + 4 : pos + 6]
-        if vr_bytes in _EXPLICIT_LONG:
-            if pos + 12 > len(data):
-                raise Unreadable("element header cut short")
-            length = struct.unpack_from(order + "L", data, pos + 8)[0]
-            return tag, vr_bytes.decode(), length, pos + 12
-        if not (vr_bytes.isalpha() and vr_bytes.isupper()):
-            raise Unreadable("not an explicit VR")
-        return tag, vr_bytes.decode(), struct.unpack_from(order + "H", data, pos + 6)[0], pos + 8
-    return tag, _implicit_vr(tag), struct.unpack_from(order + "L", data, pos + 4)[0], pos + 8
 
 
 def _skip_fragments(data: bytes, pos: int, little: bool) -> int:
