@@ -1458,7 +1458,7 @@ def devices_list(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = Fals
     from dicomhaven.scan import held_counts
 
     site = _open(site_dir)
-    held = held_counts(site.root)
+    held = held_counts(site)
     devices = _registry(site).all()
     if as_json:
         _print_json([{**d.as_dict(), "held": held.get(d.id, 0)} for d in devices])
@@ -1503,7 +1503,7 @@ def devices_show(
         ],
     }
     if renders is not None:
-        report["renders"] = [str(p) for p in render_samples(site.root, device_id, renders)]
+        report["renders"] = [str(p) for p in render_samples(site, device_id, renders)]
     if as_json:
         _print_json(report)
         return

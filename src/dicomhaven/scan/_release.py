@@ -12,14 +12,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from dicomhaven.catalogue import LedgerObject, ObjectStatus, make_engine
+from dicomhaven.catalogue import LedgerObject, ObjectStatus, make_engine, make_sessionmaker
 from dicomhaven.catalogue._scan_models import GateHold
 from dicomhaven.ledger import Ledger
 from dicomhaven.pipeline import Decision
 from dicomhaven.scan._stage import gate_services, reset_gate_services
+
+if TYPE_CHECKING:
+    from dicomhaven.site import Site
 
 __all__ = ["ReleaseSummary", "held_counts", "release_held", "render_samples"]
 
@@ -34,12 +38,12 @@ class ReleaseSummary:
         return {"job": self.job_id, "considered": self.considered, "outcomes": dict(self.outcomes)}
 
 
-def held_counts(site_root: Path) -> dict[str, int]:
-    """How many copies the gate holds, by device."""
+def held_counts(site: Site) -> dict[str, int]:
+    """How many copies the gate holds, by device (read from the catalogue alone: listing
+    devices needs neither the vault nor the rules)."""
     from sqlalchemy import func
 
-    services = gate_services(site_root)
-    with services.sessions() as session:
+    with make_sessionmaker(make_engine(site.database_url))() as session:
         rows = session.execute(
             select(GateHold.device_id, func.count()).group_by(GateHold.device_id)
         )
@@ -99,7 +103,7 @@ def release_held(
     return summary
 
 
-def render_samples(site_root: Path, device: str, folder: Path, count: int = 5) -> list[Path]:
+def render_samples(site: Site, device: str, folder: Path, count: int = 5) -> list[Path]:
     """PNG renders of the first frame of up to ``count`` held copies of one device, for the
     data manager who decides whether to trust it (they go where the manager says, as the
     copies in quarantine would)."""
@@ -110,8 +114,7 @@ def render_samples(site_root: Path, device: str, folder: Path, count: int = 5) -
 
     from dicomhaven.pixels._clean import _images
 
-    services = gate_services(site_root)
-    with services.sessions() as session:
+    with make_sessionmaker(make_engine(site.database_url))() as session:
         paths = list(
             session.scalars(
                 select(GateHold.path)
@@ -125,7 +128,7 @@ def render_samples(site_root: Path, device: str, folder: Path, count: int = 5) -
     for index, relpath in enumerate(paths):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            dataset = pydicom.dcmread(site_root / "quarantine" / relpath, force=True)
+            dataset = pydicom.dcmread(site.zone("quarantine") / relpath, force=True)
         if "PixelData" not in dataset:
             continue
         try:
