@@ -34,7 +34,7 @@ from dicomhaven.errors import LedgerError
 from dicomhaven.intake import IntakeStore, Receipt, sha256_file
 from dicomhaven.pipeline import Decision, Outcome
 
-__all__ = ["ALLOWED_TRANSITIONS", "Ledger", "LedgerReport", "Pending", "ReceiptResult"]
+__all__ = ["ALLOWED_TRANSITIONS", "Ledger", "LedgerReport", "Pending", "ReceiptResult", "pid_alive"]
 
 _S = ObjectStatus
 ALLOWED_TRANSITIONS: dict[ObjectStatus | None, frozenset[ObjectStatus]] = {
@@ -113,7 +113,8 @@ class _Known:
         return row
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id runs (a job's owner, say)."""
     if pid is None:
         return False
     try:
@@ -385,7 +386,7 @@ class Ledger:
         """Jobs that say they are running but whose process is gone."""
         stale = set()
         for job in session.scalars(select(Job).where(Job.state == JobState.RUNNING)):
-            if job.pid != os.getpid() and not _pid_alive(job.pid):
+            if job.pid != os.getpid() and not pid_alive(job.pid):
                 stale.add(job.id)
         return stale
 

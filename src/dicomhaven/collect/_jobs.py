@@ -35,6 +35,7 @@ from dicomhaven.catalogue import (
     make_sessionmaker,
 )
 from dicomhaven.errors import PullError
+from dicomhaven.ledger import pid_alive
 
 __all__ = [
     "ITEM_TRANSITIONS",
@@ -65,18 +66,6 @@ def backoff_seconds(attempt: int, base: float, cap: float = BACKOFF_CAP_SECONDS)
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -125,7 +114,7 @@ def _job_view(job: PullJob) -> JobView:
         planned=job.planned,
         runs=job.runs,
         studies=job.studies,
-        running=job.pid is not None and job.pid != os.getpid() and _pid_alive(job.pid),
+        running=job.pid is not None and job.pid != os.getpid() and pid_alive(job.pid),
         summary=json.loads(job.summary),
     )
 
@@ -206,7 +195,7 @@ class PullJobs:
             job = session.get(PullJob, job_id, with_for_update=True)
             if job is None:
                 raise PullError(f"no pull job {job_id}; 'dicomhaven pull-status' lists them")
-            if job.pid is not None and job.pid != os.getpid() and _pid_alive(job.pid):
+            if job.pid is not None and job.pid != os.getpid() and pid_alive(job.pid):
                 raise PullError(
                     f"pull job {job_id} is being run by process {job.pid}; wait for it, or stop "
                     "it first"
