@@ -24,7 +24,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from dicomhaven.collect._deliver import Delivery
-from dicomhaven.collect._pull import DimseSource, PacsAddress, RetrieveResult
+from dicomhaven.collect._pull import DimseSource, PacsAddress, RetrieveResult, retrieve_query
 
 if TYPE_CHECKING:
     from dicomhaven.site import Site
@@ -80,14 +80,7 @@ class GetSource(DimseSource):
     def retrieve(
         self, study_uid: str, series_uid: str, sop_uids: list[str] | None
     ) -> RetrieveResult:
-        query = Dataset()
-        query.StudyInstanceUID = study_uid
-        query.SeriesInstanceUID = series_uid
-        if sop_uids is None:
-            query.QueryRetrieveLevel = "SERIES"
-        else:
-            query.QueryRetrieveLevel = "IMAGE"
-            query.SOPInstanceUID = sop_uids
+        query = retrieve_query(study_uid, series_uid, sop_uids)
         ae = AE(ae_title=self.address.calling_ae)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self._timeout
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)

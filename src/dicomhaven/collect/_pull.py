@@ -197,6 +197,20 @@ class PullSource(Protocol):
     ) -> RetrieveResult: ...
 
 
+def retrieve_query(study_uid: str, series_uid: str, sop_uids: list[str] | None) -> Dataset:
+    """The identifier of a C-MOVE or C-GET: a whole series, or only the instances named
+    (a retry fetches what is still missing)."""
+    query = Dataset()
+    query.StudyInstanceUID = study_uid
+    query.SeriesInstanceUID = series_uid
+    if sop_uids is None:
+        query.QueryRetrieveLevel = "SERIES"
+    else:
+        query.QueryRetrieveLevel = "IMAGE"
+        query.SOPInstanceUID = sop_uids
+    return query
+
+
 class DimseSource:
     """A PACS reached over DICOM: C-FIND (Study Root) to query, C-MOVE to retrieve."""
 
@@ -269,14 +283,7 @@ class DimseSource:
     def retrieve(
         self, study_uid: str, series_uid: str, sop_uids: list[str] | None
     ) -> RetrieveResult:
-        query = Dataset()
-        query.StudyInstanceUID = study_uid
-        query.SeriesInstanceUID = series_uid
-        if sop_uids is None:
-            query.QueryRetrieveLevel = "SERIES"
-        else:
-            query.QueryRetrieveLevel = "IMAGE"
-            query.SOPInstanceUID = sop_uids
+        query = retrieve_query(study_uid, series_uid, sop_uids)
         last: Dataset | None = None
         try:
             with self._association(StudyRootQueryRetrieveInformationModelMove, "retrieve") as a:
