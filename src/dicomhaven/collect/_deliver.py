@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
 
 from dicomhaven.catalogue import make_engine
 from dicomhaven.collect._scp import _PipelineWorker
@@ -20,7 +21,7 @@ from dicomhaven.ledger import Ledger
 if TYPE_CHECKING:
     from dicomhaven.site import Site
 
-__all__ = ["Delivery"]
+__all__ = ["Delivering", "Delivery"]
 
 
 class Delivery:
@@ -67,3 +68,25 @@ class Delivery:
             self._ledger.finish_job(
                 job_id, {"stored": self.stored, "source": self._kind}, interrupted=interrupted
             )
+
+
+class Delivering:
+    """A source that stores what it fetches through a :class:`Delivery`: a context manager
+    whose end finishes the ledger job of what it stored."""
+
+    _delivery: Delivery
+
+    @property
+    def stored(self) -> int:
+        return self._delivery.stored
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._delivery.close(interrupted=kind is not None)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -27,7 +26,7 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from dicomhaven.collect._deliver import Delivery
+from dicomhaven.collect._deliver import Delivering, Delivery
 from dicomhaven.collect._pull import RetrieveResult
 from dicomhaven.errors import ConfigError, PullError
 from dicomhaven.intake import Receipt
@@ -59,7 +58,7 @@ def _base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-class DicomWebSource:
+class DicomWebSource(Delivering):
     """A DICOMweb origin server as a :class:`~dicomhaven.collect.PullSource`.
 
     Use it as a context manager: leaving the block finishes the ledger job under which the
@@ -85,23 +84,8 @@ class DicomWebSource:
             drain_seconds=drain_seconds,
         )  # fmt: skip
 
-    @property
-    def stored(self) -> int:
-        return self._delivery.stored
-
     def describe(self) -> str:
         return self._url
-
-    def __enter__(self) -> DicomWebSource:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._delivery.close(interrupted=kind is not None)
 
     # -- searching (QIDO-RS) ------------------------------------------------------------------
     def _search(self, what: str, call: Any, **kwargs: Any) -> list[Dataset]:

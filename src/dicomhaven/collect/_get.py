@@ -14,7 +14,6 @@ acknowledged, the count check retries the instance).
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
@@ -23,7 +22,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelGet,
 )
 
-from dicomhaven.collect._deliver import Delivery
+from dicomhaven.collect._deliver import Delivering, Delivery
 from dicomhaven.collect._pull import DimseSource, PacsAddress, RetrieveResult, retrieve_query
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ _SUCCESS = 0x0000
 _OUT_OF_RESOURCES = 0xA700
 
 
-class GetSource(DimseSource):
+class GetSource(Delivering, DimseSource):
     """A PACS reached over DICOM: C-FIND to query, C-GET to retrieve. Use it as a context
     manager: leaving the block finishes the ledger job of what it stored."""
 
@@ -55,17 +54,6 @@ class GetSource(DimseSource):
         self._delivery = Delivery(
             site, "pull-get", f"dicom:{address.ae_title}", drain_seconds=drain_seconds
         )
-
-    def __enter__(self) -> GetSource:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._delivery.close(interrupted=kind is not None)
 
     def _on_store(self, event: Any) -> int:
         try:
