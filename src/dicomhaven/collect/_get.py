@@ -92,11 +92,4 @@ class GetSource(Delivering, DimseSource):
         finally:
             if assoc.is_established:
                 assoc.release()
-        if last is None:
-            return RetrieveResult("aborted")
-        return RetrieveResult(
-            status=f"0x{int(last.Status):04x}",
-            completed=int(last.get("NumberOfCompletedSuboperations", 0) or 0),
-            failed=int(last.get("NumberOfFailedSuboperations", 0) or 0),
-            warning=int(last.get("NumberOfWarningSuboperations", 0) or 0),
-        )
+        return RetrieveResult.of_final(last)

@@ -178,6 +178,18 @@ class RetrieveResult:
     failed: int = 0
     warning: int = 0
 
+    @classmethod
+    def of_final(cls, last: Dataset | None) -> RetrieveResult:
+        """From the final C-MOVE or C-GET response (None: the association was aborted)."""
+        if last is None:
+            return cls("aborted")
+        return cls(
+            status=f"0x{int(last.Status):04x}",
+            completed=int(last.get("NumberOfCompletedSuboperations", 0) or 0),
+            failed=int(last.get("NumberOfFailedSuboperations", 0) or 0),
+            warning=int(last.get("NumberOfWarningSuboperations", 0) or 0),
+        )
+
 
 class PullSource(Protocol):
     """Something that can be queried for studies and asked to deliver series."""
@@ -295,14 +307,7 @@ class DimseSource:
         except PullError as exc:
             log.warning("retrieve failed", extra={"pacs": self.describe(), "error": str(exc)})
             return RetrieveResult("no association")
-        if last is None:
-            return RetrieveResult("aborted")
-        return RetrieveResult(
-            status=f"0x{int(last.Status):04x}",
-            completed=int(last.get("NumberOfCompletedSuboperations", 0) or 0),
-            failed=int(last.get("NumberOfFailedSuboperations", 0) or 0),
-            warning=int(last.get("NumberOfWarningSuboperations", 0) or 0),
-        )
+        return RetrieveResult.of_final(last)
 
 
 @dataclass
