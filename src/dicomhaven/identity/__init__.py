@@ -8,6 +8,7 @@ UIDs and per-patient date offsets from its own secret.
 
 from dicomhaven.identity._crypto import VaultKeyError, new_pseudonym
 from dicomhaven.identity._derivations import MAX_DATE_SHIFT_DAYS, SITE_PROJECT, ProjectKeys
+from dicomhaven.identity._forms import clean_value, known_forms, value_parts
 from dicomhaven.identity._identifiers import (
     generate_chi_number,
     generate_nhs_number,
@@ -39,14 +40,17 @@ __all__ = [
     "Scheme",
     "Vault",
     "VaultKeyError",
+    "clean_value",
     "create_key_file",
     "generate_chi_number",
     "generate_nhs_number",
     "identifiers_in",
     "is_valid_chi_number",
     "is_valid_nhs_number",
+    "known_forms",
     "new_pseudonym",
     "nhs_check_digit",
     "normalise_chi_number",
     "normalise_nhs_number",
+    "value_parts",
 ]

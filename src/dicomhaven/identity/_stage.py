@@ -20,6 +20,7 @@ from dicomhaven.catalogue import ObjectStatus, make_engine
 from dicomhaven.consent import ConsentRegister
 from dicomhaven.errors import InvalidIdentifier
 from dicomhaven.identity._derivations import ProjectKeys
+from dicomhaven.identity._forms import clean_value
 from dicomhaven.identity._vault import IdentityConflict, PatientIdentifier, Scheme, Vault
 from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
 
@@ -38,8 +39,9 @@ V = TypeVar("V")
 
 
 def _text(dataset: Dataset, keyword: str) -> str:
-    value = dataset.get(keyword)
-    return str(value).strip() if value is not None else ""
+    """An element's value as DICOM means it (padding and what follows a NUL dropped), so
+    ``ZZ91139748\\x00junk`` and ``ZZ91139748`` name the same patient."""
+    return clean_value(dataset.get(keyword))
 
 
 def identifiers_in(
