@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import highdicom
 import pytest
 
 from dicomhaven.deid import AttributeType, attribute_rule, attribute_types, iod_name, resolve_action
@@ -72,3 +78,50 @@ def test_every_combined_code_in_the_table_resolves() -> None:
     for rule in attribute_rules():
         for kind in [*AttributeType, None]:
             assert resolve_action(rule.basic, kind) in {"D", "Z", "X", "K", "C", "U"}
+
+
+def _from_highdicom(sop_class_uid: str) -> dict[tuple[str, ...], str]:
+    """The Types as highdicom's JSON tables give them, read the slow way."""
+    folder = Path(highdicom.__file__).parent / "_standard"
+    sop_iod = json.loads((folder / "sop_class_iod_map.json").read_text())
+    iod_modules = json.loads((folder / "iod_module_map.json").read_text())
+    module_attributes = json.loads((folder / "module_attribute_map.json").read_text())
+    strictness = {"1": 5, "1C": 4, "2": 3, "2C": 2, "3": 1}
+    found: dict[tuple[str, ...], str] = {}
+    for module in iod_modules.get(sop_iod[sop_class_uid], []):
+        for attribute in module_attributes.get(module["key"], []):
+            path = (*attribute["path"], attribute["keyword"])
+            kind = attribute["type"] if attribute["type"] in strictness else "3"
+            if strictness[kind] > strictness.get(found.get(path, ""), 0):
+                found[path] = kind
+    return found
+
+
+@pytest.mark.parametrize(
+    "sop_class_uid",
+    [
+        "1.2.840.10008.5.1.4.1.1.2",  # CT Image
+        "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image: functional groups, deep paths
+        "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray Image - For Presentation
+        "1.2.840.10008.5.1.4.1.1.88.67",  # X-Ray Radiation Dose SR
+        "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image
+    ],
+)
+def test_the_generated_table_agrees_with_highdicoms_json(sop_class_uid: str) -> None:
+    generated = {path: kind.value for path, kind in attribute_types(sop_class_uid).items()}
+    assert generated == _from_highdicom(sop_class_uid)
+
+
+def test_the_generated_table_is_not_stale() -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "generate_iod_types.py"
+    done = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_reading_the_table_does_not_import_highdicom() -> None:
+    code = (
+        f"import sys, dicomhaven.deid._iod as iod; iod.attribute_types({CT!r}); "
+        "print('highdicom' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -1,27 +1,26 @@
-"""Which attributes an object's IOD requires, and how strictly: the adapter to highdicom's
-copy of the standard's IOD tables.
+"""Which attributes an object's IOD requires, and how strictly: the standard's IOD tables.
 
 highdicom 0.28 ships, as data, the standard's SOP Class → IOD → module → attribute tables
-(``highdicom/_standard/*.json``). They are not highdicom's public API, so they are read here,
-in one place, with highdicom pinned. The header stage asks one question: for this SOP
-Class, what Type is the attribute at this path? — to empty rather than delete a Type 2
-attribute, and to give a Type 1 attribute a dummy value.
+(``highdicom/_standard/*.json``). They are not highdicom's public API, and reading them (and
+importing highdicom to find them) cost seconds at every start, so
+``scripts/generate_iod_types.py`` writes what is needed into ``_iod_types``, with highdicom
+pinned. The header stage asks one question: for this SOP Class, what Type is the attribute
+at this path? — to empty rather than delete a Type 2 attribute, and to give a Type 1
+attribute a dummy value. Only the modules of the IODs a run meets are unpacked.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
-import json
+import zlib
 from collections.abc import Mapping
 from enum import StrEnum
-from pathlib import Path
 from types import MappingProxyType
 
-import highdicom
+from dicomhaven.deid import _iod_types
 
 __all__ = ["AttributeType", "attribute_types", "iod_name", "resolve_action"]
-
-_STANDARD = Path(highdicom.__file__).parent / "_standard"
 
 
 class AttributeType(StrEnum):
@@ -35,24 +34,23 @@ class AttributeType(StrEnum):
 _STRICTNESS = {"1": 5, "1C": 4, "2": 3, "2C": 2, "3": 1}
 
 
-@functools.cache
-def _tables() -> tuple[
-    dict[str, str], dict[str, list[dict[str, str]]], dict[str, list[dict[str, object]]]
-]:
-    def load(name: str) -> object:
-        return json.loads((_STANDARD / name).read_text(encoding="utf-8"))
-
-    sop_iod = load("sop_class_iod_map.json")
-    iod_modules = load("iod_module_map.json")
-    module_attributes = load("module_attribute_map.json")
-    assert isinstance(sop_iod, dict) and isinstance(iod_modules, dict)
-    assert isinstance(module_attributes, dict)
-    return sop_iod, iod_modules, module_attributes
+@functools.lru_cache(maxsize=512)
+def _module(key: str) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """A module's attributes: (sequence keywords then the keyword, Type)."""
+    packed = _iod_types.MODULE_ATTRIBUTES.get(key)
+    if not packed:
+        return ()
+    text = zlib.decompress(base64.b85decode(packed)).decode()
+    rows = []
+    for line in text.splitlines():
+        path, _, kind = line.rpartition(" ")
+        rows.append((tuple(path.split("\\")), kind))
+    return tuple(rows)
 
 
 def iod_name(sop_class_uid: str) -> str | None:
     """The IOD of a SOP Class (e.g. ``ct-image``), or None for a class the tables lack."""
-    return _tables()[0].get(sop_class_uid)
+    return _iod_types.SOP_IOD.get(sop_class_uid)
 
 
 @functools.lru_cache(maxsize=256)
@@ -60,15 +58,12 @@ def attribute_types(sop_class_uid: str) -> Mapping[tuple[str, ...], AttributeTyp
     """Attribute path (sequence keywords then the keyword) → its strictest Type across the
     IOD's modules. Conditional types count as their unconditional selves: an attribute that
     is present is treated as if its condition held, which errs towards keeping it valid."""
-    sop_iod, iod_modules, module_attributes = _tables()
-    iod = sop_iod.get(sop_class_uid)
+    iod = _iod_types.SOP_IOD.get(sop_class_uid)
     if iod is None:
         return MappingProxyType({})
     found: dict[tuple[str, ...], str] = {}
-    for module in iod_modules.get(iod, []):
-        for attribute in module_attributes.get(module["key"], []):
-            path = (*attribute["path"], attribute["keyword"])  # type: ignore[misc]
-            kind = str(attribute["type"])
+    for module in _iod_types.IOD_MODULES.get(iod, ()):
+        for path, kind in _module(module):
             kind = kind if kind in _STRICTNESS else "3"
             if _STRICTNESS[kind] > _STRICTNESS.get(found.get(path, ""), 0):
                 found[path] = kind
