@@ -29,13 +29,10 @@ from dicomhaven.synth import FileKind
 from tests.synth.generated import GeneratedSite
 
 WEAKENED = {
-    # Someone declared the PACS vendor's private block safe: it holds the name and NHS number.
-    "private-block-kept": (
-        "extends: limited-access\n"
-        "safe_private:\n"
-        '  - (0029,"ACME PACS 1.0",10)\n  - (0029,"ACME PACS 1.0",11)\n'
-        '  - (0029,"ACME PACS 1.0",12)\n'
-    ),
+    # Someone kept the accession number: the hospital's own identifier. (A private block
+    # declared safe no longer leaks: the de-identifier cleans the text of kept private
+    # values, and the scanner's own check of them is tests/scan/test_privacy_review.py.)
+    "accession-kept": "extends: limited-access\nkeep: [AccessionNumber]\n",
     "institution-kept": "extends: limited-access\nkeep: [InstitutionName]\n",
 }
 
@@ -95,7 +92,7 @@ def test_a_weakened_profile_is_caught_and_nothing_is_released(
     objects = rows(site)
     assert objects and {o.status for o in objects} == {"quarantined"}
     assert all(o.reason.startswith("scan failed: ") for o in objects), objects[0].reason
-    expected = "leak at" if name == "private-block-kept" else "identifying-attribute at Institution"
+    expected = "leak at" if name == "accession-kept" else "identifying-attribute at Institution"
     assert all(expected in o.reason for o in objects)
     assert not list((site.root / "store").rglob("*.dcm"))
     assert consistent(site)
@@ -228,7 +225,7 @@ def test_a_review_decision_becomes_a_rule_and_release_applies_it(
 def test_findings_keep_no_value_from_the_files(
     sqlite_site: Site, synth_site: GeneratedSite, tmp_path: Path
 ) -> None:
-    site = weakened(sqlite_site, "private-block-kept")
+    site = weakened(sqlite_site, "accession-kept")
     import_paths(site, [batch(synth_site, FileKind.SR, 0, tmp_path / "sr")])
     with make_sessionmaker(make_engine(site.database_url))() as session:
         findings = list(session.scalars(select(ScanFinding)))

@@ -11,7 +11,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from dicomhaven.scan import Detector, KnownIdentifiers, Scanner, load_rules
+from dicomhaven.identity import ProjectKeys
+from dicomhaven.scan import Action, Detector, KnownIdentifiers, Scanner, load_rules
 from dicomhaven.synth import AnswerKey, Category, FileKind
 from tests.corpora import pydicom_file
 from tests.synth.generated import GeneratedSite
@@ -97,14 +98,20 @@ def test_text_hidden_in_a_private_binary_value_is_found(tmp_path: Path) -> None:
 
 
 def test_original_uids_are_found_and_class_and_made_uids_are_not() -> None:
+    keys = ProjectKeys("zz", b"\x01" * 32)
     ds = Dataset()
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    ds.SOPInstanceUID = "2.25.123456789"
+    ds.SOPInstanceUID = keys.uid("1.2.3.4")
     ds.StudyInstanceUID = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
-    [finding] = Scanner(load_rules([])).scan(ds).findings
+    [finding] = Scanner(load_rules([]), made_uid=keys.made_uid).scan(ds).findings
     assert (finding.detector, finding.keyword, finding.rule) == (
         Detector.ORIGINAL_UID, "StudyInstanceUID", "original-uid"
     )  # fmt: skip
+    # Without the key the made UID cannot be verified: reported, not failed.
+    unverified = Scanner(load_rules([])).scan(ds).findings
+    assert {(f.detector, f.action) for f in unverified if f.keyword == "SOPInstanceUID"} == {
+        (Detector.UNVERIFIED_UID, Action.REPORT)
+    }
 
 
 @pytest.mark.parametrize("content", [b"not dicom at all" * 3, b""])

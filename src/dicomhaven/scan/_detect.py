@@ -6,12 +6,16 @@ scanner's rules then decide whether that matters (``dicomhaven.scan._rules``).
 
 * **Patterns**: NHS and CHI numbers with a valid modulus-11 check digit, UK postcodes and
   telephone numbers, e-mail addresses, calendar dates in the usual written forms.
+* **Network addresses**: IPv4 and IPv6 addresses (checked by ``ipaddress``), host names
+  that look fully qualified (two or more labels ending in a known top-level domain), and
+  URLs that carry a user name or an identifying query parameter (``patientID=``, ...).
 * **Person names**: a given name followed by a family name (US census name lists, from the
   ``names`` package on PyPI: independent of the synthetic generator's lists), a title or
   cue (``Dr``, ``Mr``, ``patient``) followed by a family name, and DICOM-style names
   (``SMITH^JOHN``, both parts in the lists) written into text.
 * **Known values** (the leak check): this patient's own names, identifiers and birth date,
-  exact or nearly so (one edit in a long name, separators anywhere in a number).
+  exact or nearly so (one edit in a long name, separators anywhere in a number). Name parts
+  of any length (``LI``, ``O``) match as whole words.
 
 A hit never holds the text: only the detector and the span, so nothing found here can end
 up in a log line.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import ipaddress
 import itertools
 import re
 from collections.abc import Iterable, Iterator
@@ -32,7 +37,15 @@ from rapidfuzz.distance import Levenshtein
 
 from dicomhaven.identity import is_valid_chi_number, is_valid_nhs_number
 
-__all__ = ["Detector", "Hit", "KnownIdentifiers", "detect_text", "shape_pattern", "value_shape"]
+__all__ = [
+    "Detector",
+    "Hit",
+    "KnownIdentifiers",
+    "detect_known",
+    "detect_text",
+    "shape_pattern",
+    "value_shape",
+]
 
 
 class Detector(StrEnum):
@@ -51,6 +64,12 @@ class Detector(StrEnum):
     ORIGINAL_UID = "original-uid"  # a UID not made by the de-identifier nor registered
     PRIVATE_ELEMENT = "private-element"
     OVERLAY = "overlay"  # overlay or curve data: graphics drawn over the image
+    NETWORK_ADDRESS = "network-address"  # an IP address or a fully qualified host name
+    URL_IDENTIFIER = "url-identifier"  # a URL with a user name or an identifying parameter
+    NETWORK_ATTRIBUTE = "network-attribute"  # a UR/AE value, a presentation address, RTV
+    IMPLEMENTATION = "implementation"  # file meta names software that is not dicomhaven
+    PREAMBLE = "preamble"  # the 128-byte preamble is neither zeros nor a TIFF header
+    UNVERIFIED_UID = "unverified-uid"  # a 2.25 UID, but no project key to check it with
 
 
 @dataclass(frozen=True)
@@ -95,8 +114,20 @@ class KnownIdentifiers:
     def _name_tokens(self) -> frozenset[str]:
         tokens: set[str] = set()
         for name in self.names:
-            tokens.update(t for t in _WORD.findall(name.upper().replace("^", " ")) if len(t) >= 3)
+            tokens.update(_WORD.findall(name.upper().replace("^", " ")))
         return frozenset(tokens)
+
+    @functools.cached_property
+    def shortest(self) -> int:
+        """The length of the shortest value the leak check looks for (binary values are
+        searched in runs of text down to this length)."""
+        lengths = [len(n.strip()) for n in self.names if n.strip()]
+        lengths += [len(d) for d in self._digit_strings] + [8] * len(self.dates)
+        return min(lengths, default=0)
+
+    def short_values(self, below: int) -> tuple[str, ...]:
+        """Name parts and numbers shorter than ``below``: all a short run of text can leak."""
+        return tuple(v for v in (*self._name_tokens, *self._digit_strings) if len(v) < below)
 
     @functools.cached_property
     def _digit_strings(self) -> tuple[str, ...]:
@@ -121,6 +152,30 @@ _PHONE = re.compile(
     r"(?<![\d+])(?:\+44[ \-]?(?:\(0\)[ \-]?)?|\(?0)[1-9]\d{1,3}\)?[ \-]?\d{3,4}[ \-]?\d{3,4}(?![\d])"
 )
 _EMAIL = re.compile(r"\b[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+\b")
+_IPV4 = re.compile(
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|[.\-]\d)"
+)
+_IPV6 = re.compile(r"(?<![\w:.])\[?[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f.]{0,15}){2,8}\]?(?![\w:])")
+_HOST = re.compile(
+    r"(?<![\w.@%\-])(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,63})(?![\w\-]|\.\w)"
+)
+#: Top-level domains of host names (two labels suffice); any other two-letter one (a
+#: country's) needs three labels, so ``e.g`` or ``Fig.AB`` is not a host.
+_TLDS = frozenset(
+    {"COM", "ORG", "NET", "EDU", "GOV", "MIL", "INT", "INFO", "BIZ", "IO", "AI", "CLOUD",
+     "LOCAL", "LAN", "INTERNAL", "INTRANET", "LOCALDOMAIN", "CORP", "HOME", "ARPA",
+     "NHS", "UK", "SCOT", "WALES", "DE", "FR", "NL", "US", "CA", "AU", "EU"}
+)  # fmt: skip
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\\]+")
+_USERINFO = re.compile(r"://[^/?#\s@]+@")
+#: Query parameters that name a patient, a study or a person (compared without case, "_").
+_ID_PARAMS = frozenset(
+    {"patientid", "patientname", "pid", "mrn", "nhs", "nhsnumber", "chi", "accession",
+     "accessionnumber", "patient", "name", "dob", "birthdate", "patientbirthdate", "email",
+     "user", "username", "userid", "login", "token", "key", "apikey", "password", "pw",
+     "studyinstanceuid", "studyuid", "seriesinstanceuid", "sopinstanceuid", "objectuid",
+     "ssn", "hospitalnumber", "otherpatientids", "issuerofpatientid"}
+)  # fmt: skip
 _MONTH = (
     r"(?:JAN(?:UARY)?|FEB(?:RUARY)?|MAR(?:CH)?|APR(?:IL)?|MAY|JUNE?|JULY?|AUG(?:UST)?"
     r"|SEP(?:T|TEMBER)?|OCT(?:OBER)?|NOV(?:EMBER)?|DEC(?:EMBER)?)"
@@ -146,7 +201,8 @@ _NOT_NAMES = frozenset(
      "AUGUST", "MARCH", "WILL", "CAN", "SAID", "SEE", "NEW", "OLD", "SAME", "DOSE", "REPORT",
      "PROTOCOL", "PHASE", "LUNG", "LIVER", "BONE", "BREAST", "SOFT", "TISSUE", "LOW", "HIGH",
      "MASS", "LESION", "NODE", "CLEAR", "STABLE", "CHANGE", "MARK", "WARD", "PAGE", "CASE",
-     "FIELD", "LINE", "POINT", "RATE", "TIME", "DATE", "NAME", "PATIENT", "MEAN", "SUM"}
+     "FIELD", "LINE", "POINT", "RATE", "TIME", "DATE", "NAME", "PATIENT", "MEAN", "SUM",
+     "ANGLE", "WEDGE", "FILTER", "TABLE", "TUBE"}
 )  # fmt: skip
 _FAMILY_SHARE = 90.0  # census family names used: the most common, up to this share of people
 
@@ -189,6 +245,8 @@ def detect_text(
     for pattern in _DATES:
         hits += (Hit(Detector.DATE, m.start(), m.end()) for m in pattern.finditer(text))
     hits += _names(text)
+    if "." in text or ":" in text:
+        hits += _network(text)
     if known:
         hits += _known(text, upper, known, names=known_names)
     return hits
@@ -208,12 +266,40 @@ def _names(text: str) -> Iterator[Hit]:
             yield Hit(Detector.PERSON_NAME, m.start(), m.end())
 
 
+def _network(text: str) -> Iterator[Hit]:
+    for m in _IPV4.finditer(text):
+        yield Hit(Detector.NETWORK_ADDRESS, m.start(), m.end())
+    for m in _IPV6.finditer(text):
+        candidate = m.group(0).strip("[]")
+        if "::" not in candidate and candidate.count(":") < 7:
+            continue  # a time (12:30:45) or a ratio, not a full address
+        try:
+            ipaddress.IPv6Address(candidate.split("%")[0])
+        except ValueError:
+            continue
+        if any(c in "0123456789abcdefABCDEF" for c in candidate):
+            yield Hit(Detector.NETWORK_ADDRESS, m.start(), m.end())
+    for m in _HOST.finditer(text):
+        tld, labels = m.group(1).upper(), m.group(0).count(".") + 1
+        if tld in _TLDS or (len(tld) == 2 and labels >= 3):
+            yield Hit(Detector.NETWORK_ADDRESS, m.start(), m.end())
+    for m in _URL.finditer(text):
+        url = m.group(0)
+        query = url.partition("?")[2].partition("#")[0]
+        names = {p.partition("=")[0].lower().replace("_", "").replace("-", "") for p in re.split(r"[&;]", query) if "=" in p}  # fmt: skip
+        if _USERINFO.search(url) or names & _ID_PARAMS:
+            yield Hit(Detector.URL_IDENTIFIER, m.start(), m.end())
+
+
+def detect_known(text: str, known: KnownIdentifiers, *, known_names: bool = True) -> list[Hit]:
+    """The leak check alone: hits of this patient's own values in ``text``."""
+    return list(_known(text, text.upper(), known, names=known_names))
+
+
 def _known(text: str, upper: str, known: KnownIdentifiers, *, names: bool) -> Iterator[Hit]:
     tokens = known._name_tokens if names else frozenset()
-    for m in _WORD.finditer(upper):
+    for m in _WORD.finditer(upper) if tokens else ():
         word = m.group(0)
-        if len(word) < 3:
-            continue
         if word in tokens or (
             len(word) >= 6 and any(Levenshtein.distance(word, t, score_cutoff=1) <= 1 for t in tokens if abs(len(t) - len(word)) <= 1)
         ):  # fmt: skip

@@ -202,8 +202,8 @@ def _walk(
             frame = _Frame(True, pos, frame.path + _step(tag), frame.explicit, frame.charset)
             pos = start
             continue
-        if vr in _NUMBERS and not group & 1 and not 0x5000 <= group <= 0x501E:
-            continue
+        if vr in _NUMBERS and not group & 1 and not 0x5000 <= group <= 0x501E and group != 2:
+            continue  # (the file meta's numbers are kept: an RTV element is a finding)
         value = data[start:pos]
         if tag == 0x00080005:
             frame.charset = tuple(v.strip() for v in value.decode("ascii", "replace").split("\\"))

@@ -1,16 +1,20 @@
-"""The residual-PII scanner: every element of a file, at any depth, judged by rules.
+"""The residual-PII scanner: every byte of a file outside the pixels, judged by rules.
 
-It reads the file with pydicom itself (never through the de-identifier's byte path or its
-profiles) and walks the file meta, every data element, every sequence item, private
-elements, and the text hidden in binary values (OB, OW, UN: runs of ASCII or UTF-16
-letters). Pixel data is read only when OCR is asked for, and only for images whose header
-says they may carry burned-in text.
+It reads a Part-10 file with its own element walker (``_elements``; pydicom when the walker
+declines a file), never through the de-identifier's byte path or its profiles, and looks at
+the 128-byte preamble, the file meta, every data element, every sequence item at any depth,
+private elements of any VR, and the text hidden in binary values of any length (runs of
+ASCII or UTF-16 characters, found in one regular-expression pass). Pixel data is read only
+when OCR is asked for, and only for images whose header says they may carry burned-in
+text. ``2.25.`` UIDs are checked against the project keys when the caller gives a
+``made_uid`` check (a site's keys); without one they are reported as unverified.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import struct
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,7 +29,14 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
-from dicomhaven.scan._detect import Detector, Hit, KnownIdentifiers, detect_text, value_shape
+from dicomhaven.scan._detect import (
+    Detector,
+    Hit,
+    KnownIdentifiers,
+    detect_known,
+    detect_text,
+    value_shape,
+)
 from dicomhaven.scan._elements import RawElement, Unreadable, keyword, raw_elements
 from dicomhaven.scan._rules import Action, Candidate, RuleSet
 
@@ -36,10 +47,19 @@ _DATE_VRS = frozenset({"DA", "DT", "TM", "CS", "AS", "IS", "DS"})  # the leak ch
 _BINARY_VRS = frozenset({"OB", "OW", "UN", "OD", "OF", "OL", "OV"})
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _PSEUDONYM = re.compile(r"[BCDFGHJKLMNPQRSTVWXZ]{12}")
-_ASCII_RUN = re.compile(rb"[\x20-\x7e]{6,}")
-_UTF16_RUN = re.compile(rb"(?:[\x20-\x7e]\x00){6,}")
 _DEFER = 256 * 1024  # values larger than this are read only if needed (pixel data)
-_MAX_TEXT = 64 * 1024  # binary values searched for text up to this many bytes
+#: Runs of text in binary values: the detectors' patterns need at least this many
+#: characters; the leak check alone goes down to the patient's shortest value (floor 3).
+_RUN, _MIN_RUN = 6, 3
+#: File meta elements that say where the file came from or went: Source, Sending and
+#: Receiving Presentation Address, and the RTV (real-time video) elements.
+_NETWORK_META = frozenset({0x00020026, 0x00020027, 0x00020028, *range(0x00020031, 0x00020039)})
+_IMPLEMENTATION_UID, _IMPLEMENTATION_NAME = 0x00020012, 0x00020013
+#: Implementation names that say only "dicomhaven" (or the library it writes with): an
+#: original's Implementation Class UID or Version Name names the sender's software.
+_OUR_IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.498."  # pydicom's root (PYDICOM_ROOT_UID)
+_OUR_IMPLEMENTATION_NAME = "DICOMHAVEN"
+_TIFF_HEADERS = (b"II*\x00", b"MM\x00*")
 
 
 @dataclass(frozen=True)
@@ -122,6 +142,9 @@ class Scanner:
     #: Where a file's own patient values come from when the caller gives none: the vault,
     #: asked by the pseudonym the file carries.
     known_for: Callable[[str], KnownIdentifiers] | None = None
+    #: Whether a ``2.25.`` UID was made by one of the site's project keys; None (no keys):
+    #: such UIDs cannot be verified and are reported once per file as unverified.
+    made_uid: Callable[[str], bool] | None = None
     _ocr_engine: Any = field(default=None, repr=False)
 
     def scan_file(
@@ -143,9 +166,16 @@ class Scanner:
         modality = _ascii(top[0x00080060].value) if 0x00080060 in top else ""
         patient_id = _ascii(top[0x00100020].value) if 0x00100020 in top else ""
         walk = self._walk(known, pseudonym, patient_id, modality, device)
+        walk.preamble(data[:128])
         for element in elements:
+            pixels = element.tag in _PIXEL_TAGS  # OCR's job: not searched for runs of text
             walk.visit(
-                element.path, element.tag, element.vr, keyword(element.tag), _values(element)
+                element.path,
+                element.tag,
+                element.vr,
+                keyword(element.tag),
+                [] if pixels else _values(element, walk.min_run),
+                present=bool(element.value),
             )
         if self.ocr and 0x7FE00010 in top:
             with warnings.catch_warnings():
@@ -179,7 +209,10 @@ class Scanner:
             pseudonym = patient_id if _PSEUDONYM.fullmatch(patient_id) else None
         if known is None and pseudonym is not None and self.known_for is not None:
             known = self.known_for(pseudonym)
-        return _Walk(self.rules, ScanResult(), known, pseudonym, modality, device)
+        min_run = max(_MIN_RUN, min(_RUN, known.shortest)) if known else _RUN
+        return _Walk(
+            self.rules, ScanResult(), known, pseudonym, modality, device, self.made_uid, min_run
+        )
 
     def scan(
         self,
@@ -197,6 +230,9 @@ class Scanner:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # odd values are judged, not warned of
+                preamble = getattr(dataset, "preamble", None)
+                if isinstance(preamble, bytes):
+                    walk.preamble(preamble)
                 if meta is not None:
                     walk.dataset(meta, "")
                 walk.dataset(dataset, "")
@@ -235,8 +271,24 @@ class _Walk:
     pseudonym: str | None
     modality: str
     device: str
-    #: Detector hits by (text, names searched): reports repeat their values thousands of times.
-    _hits: dict[tuple[str, bool], list[Hit]] = field(default_factory=dict)
+    made_uid: Callable[[str], bool] | None = None
+    min_run: int = _RUN  # binary values are searched in runs of text this long or longer
+    #: Detector hits by (text, names searched, leak check only): reports repeat their values
+    #: thousands of times.
+    _hits: dict[tuple[str, bool, bool], list[Hit]] = field(default_factory=dict)
+    _unverified: bool = False  # an unverified 2.25 UID was reported (once per file)
+    _short: tuple[str, ...] | None = None  # the patient's values shorter than a long run
+
+    def preamble(self, data: bytes) -> None:
+        """The 128 bytes before ``DICM``: zeros, or a TIFF header in a dual-format file;
+        anything else is reported, and text in it is judged like a private binary value."""
+        if not data.strip(b"\x00"):
+            return
+        if not data.startswith(_TIFF_HEADERS):
+            self.decide(Detector.PREAMBLE, "preamble", "Preamble", "OB", "")
+        seen: set[Detector] = set()
+        for run in _runs(data, self.min_run):
+            self.binary_text(run, "preamble", "Preamble", "OB", full=True, seen=seen)
 
     def dataset(self, dataset: Dataset, prefix: str) -> None:
         for element in dataset:
@@ -252,53 +304,117 @@ class _Walk:
             return
         if tag in _PIXEL_TAGS:
             return
-        self.visit(path, tag, vr, element.keyword or "", list(_texts(element)))
+        value = element.value
+        present = value is not None and value != "" and value != b""
+        self.visit(path, tag, vr, element.keyword or "", list(_texts(element, self.min_run)), present=present)  # fmt: skip
 
-    def visit(self, path: str, tag: int, vr: str, keyword: str, values: list[str]) -> None:
-        """Judge one element: ``values`` are its text values (for a binary value, the runs
-        of text found in it)."""
+    def visit(
+        self, path: str, tag: int, vr: str, keyword: str, values: list[str], *, present: bool
+    ) -> None:
+        """Judge one element: ``values`` are its text values (for a binary value or a
+        private number, the runs of text found in its bytes); ``present``: it has a value."""
         group = tag >> 16
-        if group % 2 and group > 0x0008 and (tag & 0xFFFF) >= 0x1000:
+        private = bool(group % 2) and group > 0x0008
+        if private and (tag & 0xFFFF) >= 0x1000:
             self.decide(Detector.PRIVATE_ELEMENT, path, keyword, vr, "")
         if (0x6000 <= group <= 0x601E and (tag & 0xFFFF) == 0x3000) or 0x5000 <= group <= 0x501E:
             self.decide(Detector.OVERLAY, path, keyword, vr, "")
             return
         if tag in _PIXEL_TAGS:
             return
+        if present and not private and (tag in _NETWORK_META or vr in ("UR", "AE")):
+            self.decide(Detector.NETWORK_ATTRIBUTE, path, keyword, vr, values[0] if values else "")
+        if tag in (_IMPLEMENTATION_UID, _IMPLEMENTATION_NAME) and values:
+            ours = (
+                values[0].startswith(_OUR_IMPLEMENTATION_UID)
+                if tag == _IMPLEMENTATION_UID
+                else values[0].upper().startswith(_OUR_IMPLEMENTATION_NAME)
+            )
+            if not ours:
+                self.decide(Detector.IMPLEMENTATION, path, keyword, vr, values[0])
         if keyword in self.rules.watch and any(v.strip() for v in values):
             first = next(v for v in values if v.strip())
             self.decide(Detector.IDENTIFYING_ATTRIBUTE, path, keyword, vr, first)
         uid_like = (
-            (vr in _UID_LIKELY or group % 2) and values and all(map(_UID_FORM.fullmatch, values))
+            (vr in _UID_LIKELY or private) and values and all(map(_UID_FORM.fullmatch, values))
         )
         if vr == "UI" or uid_like:
             for value in values:
-                if value and not _made_here(value, keyword):
-                    self.decide(Detector.ORIGINAL_UID, path, keyword, vr, value)
+                if value:
+                    self.uid(value, path, keyword, vr)
             return
+        binary = vr in _BINARY_VRS or (private and vr not in _STRING_VRS)
+        seen: set[Detector] = set()  # a binary value: one finding per detector, all runs
         for value in values:
             if not value.strip() or value == self.pseudonym or _PSEUDONYM.fullmatch(value):
                 continue  # a pseudonym (twelve consonants) names no one
             if vr == "PN":
                 self.decide(Detector.NAME_ELEMENT, path, keyword, vr, value)
-            if vr in _TEXT_VRS or (vr in _BINARY_VRS and (group % 2 or vr == "UN")):
-                self.text_hits(value, path, keyword, vr)
-            elif (vr in _DATE_VRS or vr in _BINARY_VRS) and self.known:
+            if binary:
                 # A standard binary value (a lookup table, a waveform) is numbers that may
                 # look like a phone number; only the patient's own values are searched.
-                self.text_hits(value, path, keyword, vr, only_known=True)
+                self.binary_text(value, path, keyword, vr, full=private or vr == "UN", seen=seen)
+            elif vr in _TEXT_VRS or private:
+                # A private value of any VR is searched like text (a kept safe-private
+                # element too: being safe lowers only the private-element finding).
+                self.text_hits(value, path, keyword, vr, names=not (vr == "CS" and not private))
+            elif vr in _DATE_VRS and self.known:
+                self.text_hits(value, path, keyword, vr, only_known=True, names=False)
+
+    def uid(self, value: str, path: str, keyword: str, vr: str) -> None:
+        """A UID that the de-identifier did not make links the copy to its original."""
+        if value.startswith("2.25."):
+            if self.made_uid is None:
+                if not self._unverified:  # without keys, once per file: it is not a leak
+                    self._unverified = True
+                    self.decide(Detector.UNVERIFIED_UID, path, keyword, vr, value)
+                return
+            if self.made_uid(value):
+                return
+        elif _registered(value, keyword):
+            return
+        self.decide(Detector.ORIGINAL_UID, path, keyword, vr, value)
+
+    def binary_text(
+        self, run: str, path: str, keyword: str, vr: str, *, full: bool, seen: set[Detector]
+    ) -> None:
+        """A run of text from a binary value: every detector when ``full`` and the run is
+        long enough for their patterns, else the leak check alone. A short run can hold
+        only a short name part or number: most are passed over by a substring test."""
+        if full and len(run) >= _RUN:
+            self.text_hits(run, path, keyword, vr, seen=seen)
+        elif self.known and (len(run) >= _RUN or self._could_leak(run)):
+            self.text_hits(run, path, keyword, vr, only_known=True, seen=seen)
+
+    def _could_leak(self, run: str) -> bool:
+        if self._short is None:
+            assert self.known
+            self._short = self.known.short_values(_RUN)
+        upper = run.upper()
+        return any(value in upper for value in self._short)
 
     def text_hits(
-        self, text: str, path: str, keyword: str, vr: str, *, only_known: bool = False
+        self,
+        text: str,
+        path: str,
+        keyword: str,
+        vr: str,
+        *,
+        only_known: bool = False,
+        names: bool = True,
+        seen: set[Detector] | None = None,
     ) -> None:
-        key = (text, vr != "CS")
+        key = (text, names, only_known)
         hits = self._hits.get(key)
         if hits is None:
-            hits = self._hits[key] = detect_text(text, self.known, known_names=key[1])
-        seen: set[Detector] = set()
+            if only_known:
+                assert self.known
+                hits = detect_known(text, self.known, known_names=names)
+            else:
+                hits = detect_text(text, self.known, known_names=names)
+            self._hits[key] = hits
+        seen = set() if seen is None else seen
         for hit in hits:
-            if only_known and hit.detector is not Detector.KNOWN_VALUE:
-                continue
             if hit.detector in seen:  # one finding per detector per value
                 continue
             seen.add(hit.detector)
@@ -322,12 +438,17 @@ class _Walk:
         )
 
 
-def _texts(element: DataElement) -> Iterator[str]:
+def _texts(element: DataElement, min_run: int) -> Iterator[str]:
     value = element.value
     if value is None:
         return
     if isinstance(value, bytes | bytearray):
-        yield from _runs(bytes(value))
+        yield from _runs(bytes(value), min_run)
+        return
+    if element.tag.is_private and element.VR in _NUMBER_FORMATS:
+        # pydicom made numbers of a private value's bytes: search the bytes, as the
+        # element walker does (a device may write text into a private "US" element).
+        yield from _runs(_number_bytes(value, _NUMBER_FORMATS[element.VR]), min_run)
         return
     if isinstance(value, MultiValue | list | tuple):
         yield from (str(item) for item in value if item is not None)
@@ -343,6 +464,18 @@ _STRING_VRS = _TEXT_VRS | _DATE_VRS | {"UI"}
 _DELIMITERS = {0x5C}
 
 
+_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}  # fmt: skip
+
+
+def _number_bytes(value: object, code: str) -> bytes:
+    """The little-endian bytes of a number or numbers (what a private value was written as)."""
+    numbers = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+    try:
+        return struct.pack(f"<{len(numbers)}{code}", *numbers)
+    except (struct.error, TypeError):
+        return b""
+
+
 def _ascii(value: bytes) -> str:
     return value.decode("ascii", "replace").strip("\x00 ")
 
@@ -352,11 +485,12 @@ def _encodings(charset: tuple[str, ...]) -> list[str]:
     return convert_encodings(list(charset) or None)
 
 
-def _values(element: RawElement) -> list[str]:
-    """An element's text values from its raw bytes (for binary VRs, the text runs in them)."""
+def _values(element: RawElement, min_run: int) -> list[str]:
+    """An element's text values from its raw bytes (for binary VRs and private numbers, the
+    text runs in them)."""
     value, vr = element.value, element.vr
-    if vr in _BINARY_VRS:
-        return list(_runs(value))
+    if vr in _BINARY_VRS or (element.tag >> 16 & 1 and vr not in _STRING_VRS):
+        return list(_runs(value, min_run))
     if vr not in _STRING_VRS or not value:
         return []
     if vr in _TEXT_VRS and not value.isascii():
@@ -367,19 +501,25 @@ def _values(element: RawElement) -> list[str]:
     return [text] if vr in _SINGLE_VALUED else [v.strip(" \x00") for v in text.split("\\")]
 
 
-def _runs(data: bytes) -> Iterator[str]:
-    data = data[:_MAX_TEXT]
-    for m in _ASCII_RUN.finditer(data):
-        yield m.group(0).decode("ascii").strip()
-    for m in _UTF16_RUN.finditer(data):
-        yield m.group(0).decode("utf-16-le").strip()
+@functools.lru_cache(maxsize=8)
+def _run_pattern(min_run: int) -> re.Pattern[bytes]:
+    """Runs of UTF-16 (little-endian) or ASCII text, in one pass over the bytes."""
+    return re.compile(rb"(?:[\x20-\x7e]\x00){%d,}|[\x20-\x7e]{%d,}" % (min_run, min_run))
 
 
-def _made_here(value: str, keyword: str) -> bool:
-    """A UID the de-identifier made (``2.25.``), or one that names no instance: a class,
-    transfer syntax or other registered UID, or one under the DICOM root."""
-    if value.startswith("2.25."):
-        return True
+def _runs(data: bytes, min_run: int = _RUN) -> Iterator[str]:
+    """Every run of text in a binary value, however long the value: one regular-expression
+    pass (linear in the value's length)."""
+    for m in _run_pattern(min_run).finditer(data):
+        run = m.group(0)
+        text = (run.decode("utf-16-le") if run[1:2] == b"\x00" else run.decode("ascii")).strip()
+        if text:
+            yield text
+
+
+def _registered(value: str, keyword: str) -> bool:
+    """A UID that names no instance: a class, transfer syntax or other registered UID, or
+    one under the DICOM root."""
     if keyword.endswith("ClassUID") or keyword == "TransferSyntaxUID":
         return True
     uid = UID(value)

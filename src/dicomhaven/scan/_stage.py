@@ -11,22 +11,26 @@ offered, records the findings, and then:
 
 Held copies stay in ``quarantine/`` with a row in ``gate_holds``, so ``dicomhaven release``
 can decide again after rules or trust change without de-identifying again.
+
+The scanner checks every ``2.25.`` UID against the site's project keys
+(:class:`SiteUidCheck`): a UID that none of them made is an original one.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhaven.catalogue import ObjectStatus, make_engine, make_sessionmaker
 from dicomhaven.catalogue._scan_models import DeviceState, GateHold, ScanFinding
+from dicomhaven.identity import ProjectKeys, Vault
 from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
 from dicomhaven.scan._detect import KnownIdentifiers
 from dicomhaven.scan._devices import SYSTEM_ACTOR, DeviceIdentity, DeviceRegistry
@@ -37,6 +41,7 @@ __all__ = [
     "DeviceStage",
     "GateServices",
     "ReleaseGate",
+    "SiteUidCheck",
     "gate_services",
     "original_values",
     "reset_gate_services",
@@ -48,6 +53,36 @@ _ORIGINAL_KEYWORDS = (
     "PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "OtherPatientIDs",
     "ReferringPhysicianName",
 )  # fmt: skip
+
+
+@dataclass
+class SiteUidCheck:
+    """Whether one of the site's project keys (the site's own and every project's, as the
+    vault keeps them) made a ``2.25.`` UID. A project created after this was loaded is
+    found on the first UID no known key made."""
+
+    vault: Vault
+    keys: dict[str, ProjectKeys] = field(default_factory=dict)
+    _checked: set[str] = field(default_factory=set)
+
+    def _load(self) -> bool:
+        """Add the keys of projects not yet known; whether there were any."""
+        from dicomhaven.identity._vault_models import VaultProject
+
+        with self.vault.engine.connect() as connection:
+            names = set(connection.scalars(select(VaultProject.name)))
+        new = names - set(self.keys)
+        for name in new:
+            self.keys[name] = ProjectKeys(name, self.vault.project_secret(name))
+        return bool(new)
+
+    def __call__(self, uid: str) -> bool:
+        if any(keys.made_uid(uid) for keys in self.keys.values()):
+            return True
+        if uid in self._checked or len(self._checked) > 10_000:
+            return False  # an original UID: asking the vault again would not change that
+        self._checked.add(uid)
+        return self._load() and any(keys.made_uid(uid) for keys in self.keys.values())
 
 
 @dataclass
@@ -63,6 +98,8 @@ class GateServices:
     sessions: sessionmaker[Session]
     rule_files: tuple[Path, ...] = ()
     rules_stamp: tuple[float, ...] = ()
+    #: Whether a project key of the site made a UID: the scanner's check of ``2.25.`` UIDs.
+    made_uid: SiteUidCheck | None = None
 
     def rules_changed(self) -> bool:
         """Whether a rule file (a review decision, a site file) changed since loading."""
@@ -202,11 +239,14 @@ def _gate_services(site_root: Path) -> GateServices:
     level = load_profile(site.settings.deid_profile).level
     rules = load_rules([review, *paths] if review.exists() else paths, level=level)
     watched = (review, *paths)
+    vault = site.open_vault()
+    made_uid = SiteUidCheck(vault)
     return GateServices(
         site_root=site.root,
-        registry=DeviceRegistry(engine, site.open_vault()),
+        registry=DeviceRegistry(engine, vault),
         rules=rules,
-        scanner=Scanner(rules, ocr=site.settings.scan_pixels),
+        scanner=Scanner(rules, ocr=site.settings.scan_pixels, made_uid=made_uid),
+        made_uid=made_uid,
         site_key=site.site_key(),
         device_gate=site.settings.device_gate,
         sessions=make_sessionmaker(engine),
