@@ -94,6 +94,14 @@ def _allow_entry(entry: str) -> str:
     return title if host is None else f"{title}@{host}"
 
 
+def _regular_expression(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc})") from None
+    return value
+
+
 class Settings(BaseModel):
     """Every setting of a site. Field descriptions are the help text shown everywhere."""
 
@@ -129,6 +137,16 @@ class Settings(BaseModel):
             "Values of Issuer of Patient ID (0010,0021) that mark a Patient ID as an NHS "
             "number (compared without regard to case)."
         ),
+    )
+    hospital_number_patterns: tuple[Annotated[str, AfterValidator(_regular_expression)], ...] = (
+        Field(
+            default=(r"[A-Z]{1,3}[0-9]{6,9}",),
+            description=(
+                "Shapes of the site's local hospital numbers (regular expressions, matched as "
+                "whole words, case-insensitive): the scanner fails any text of that shape, "
+                "whoever's number it is, as it fails any NHS or CHI number."
+            ),
+        )
     )
     chi_issuers: tuple[str, ...] = Field(
         default=("CHI", "CHI NUMBER"),

@@ -36,6 +36,7 @@ from pathlib import Path
 from rapidfuzz.distance import Levenshtein
 
 from dicomhaven.identity import is_valid_chi_number, is_valid_nhs_number
+from dicomhaven.identity._forms import known_forms
 
 __all__ = [
     "Detector",
@@ -43,6 +44,7 @@ __all__ = [
     "KnownIdentifiers",
     "detect_known",
     "detect_text",
+    "local_number_pattern",
     "shape_pattern",
     "value_shape",
 ]
@@ -54,6 +56,7 @@ class Detector(StrEnum):
     KNOWN_VALUE = "known-value"  # this patient's own identifier (the leak check)
     NHS_NUMBER = "nhs-number"
     CHI_NUMBER = "chi-number"
+    HOSPITAL_NUMBER = "hospital-number"  # text of the shape of the site's local numbers
     POSTCODE = "postcode"
     PHONE = "phone"
     EMAIL = "email"
@@ -89,12 +92,13 @@ class KnownIdentifiers:
 
     @classmethod
     def of(cls, values: Iterable[str]) -> KnownIdentifiers:
-        """Sort raw values (vault details, identifiers) into names, numbers and dates."""
+        """Sort raw values (vault details, identifiers) into names, numbers and dates, each
+        in every form DICOM lets it take (:func:`~dicomhaven.identity.known_forms`: padding
+        and what follows a NUL dropped, name components, numbers without separators)."""
         names: list[str] = []
         numbers: list[str] = []
         dates: list[datetime.date] = []
-        for value in values:
-            value = value.strip()
+        for value in known_forms(values):
             if re.fullmatch(r"(18|19|20)\d{6}", value):
                 try:
                     dates.append(datetime.date(int(value[:4]), int(value[4:6]), int(value[6:])))
@@ -226,11 +230,26 @@ def _census() -> tuple[frozenset[str], frozenset[str]]:
     return given, read("dist.all.last", share=_FAMILY_SHARE)
 
 
+def local_number_pattern(shapes: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for a site's hospital-number shapes (the ``hospital_number_patterns``
+    setting), matched as whole words; None when the site names none. Raises ``re.error``
+    for a shape that is not a regular expression (settings are checked before this)."""
+    alternatives = [f"(?:{shape})" for shape in shapes if shape]
+    if not alternatives:
+        return None
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{'|'.join(alternatives)})(?![A-Za-z0-9])", re.I)
+
+
 def detect_text(
-    text: str, known: KnownIdentifiers | None = None, *, known_names: bool = True
+    text: str,
+    known: KnownIdentifiers | None = None,
+    *,
+    known_names: bool = True,
+    local_numbers: re.Pattern[str] | None = None,
 ) -> list[Hit]:
     """Every detector's hits in one text value; ``known_names`` False leaves the patient's
-    name parts out of the leak check (a code string such as ``HEAD`` is not a name)."""
+    name parts out of the leak check (a code string such as ``HEAD`` is not a name);
+    ``local_numbers`` finds text of the shape of the site's hospital numbers."""
     hits: list[Hit] = []
     upper = text.upper()
     for m in _NUMBER_10.finditer(text):
@@ -239,6 +258,10 @@ def detect_text(
             hits.append(Hit(Detector.CHI_NUMBER, m.start(), m.end()))
         elif is_valid_nhs_number(compact):
             hits.append(Hit(Detector.NHS_NUMBER, m.start(), m.end()))
+    if local_numbers is not None:
+        hits += (
+            Hit(Detector.HOSPITAL_NUMBER, m.start(), m.end()) for m in local_numbers.finditer(text)
+        )
     hits += (Hit(Detector.POSTCODE, m.start(), m.end()) for m in _POSTCODE.finditer(upper))
     hits += (Hit(Detector.PHONE, m.start(), m.end()) for m in _PHONE.finditer(text))
     hits += (Hit(Detector.EMAIL, m.start(), m.end()) for m in _EMAIL.finditer(text))

@@ -145,6 +145,8 @@ class Scanner:
     #: Whether a ``2.25.`` UID was made by one of the site's project keys; None (no keys):
     #: such UIDs cannot be verified and are reported once per file as unverified.
     made_uid: Callable[[str], bool] | None = None
+    #: The site's hospital-number shapes (:func:`local_number_pattern`), or None.
+    local_numbers: re.Pattern[str] | None = None
     _ocr_engine: Any = field(default=None, repr=False)
 
     def scan_file(
@@ -211,8 +213,9 @@ class Scanner:
             known = self.known_for(pseudonym)
         min_run = max(_MIN_RUN, min(_RUN, known.shortest)) if known else _RUN
         return _Walk(
-            self.rules, ScanResult(), known, pseudonym, modality, device, self.made_uid, min_run
-        )
+            self.rules, ScanResult(), known, pseudonym, modality, device, self.made_uid,
+            min_run, self.local_numbers,
+        )  # fmt: skip
 
     def scan(
         self,
@@ -273,6 +276,7 @@ class _Walk:
     device: str
     made_uid: Callable[[str], bool] | None = None
     min_run: int = _RUN  # binary values are searched in runs of text this long or longer
+    local_numbers: re.Pattern[str] | None = None  # the site's hospital-number shapes
     #: Detector hits by (text, names searched, leak check only): reports repeat their values
     #: thousands of times.
     _hits: dict[tuple[str, bool, bool], list[Hit]] = field(default_factory=dict)
@@ -411,7 +415,9 @@ class _Walk:
                 assert self.known
                 hits = detect_known(text, self.known, known_names=names)
             else:
-                hits = detect_text(text, self.known, known_names=names)
+                hits = detect_text(
+                    text, self.known, known_names=names, local_numbers=self.local_numbers
+                )
             self._hits[key] = hits
         seen = set() if seen is None else seen
         for hit in hits:

@@ -32,7 +32,7 @@ from dicomhaven.catalogue import ObjectStatus, make_engine, make_sessionmaker
 from dicomhaven.catalogue._scan_models import DeviceState, GateHold, ScanFinding
 from dicomhaven.identity import ProjectKeys, Vault
 from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
-from dicomhaven.scan._detect import KnownIdentifiers
+from dicomhaven.scan._detect import KnownIdentifiers, local_number_pattern
 from dicomhaven.scan._devices import SYSTEM_ACTOR, DeviceIdentity, DeviceRegistry
 from dicomhaven.scan._rules import RuleSet, load_rules
 from dicomhaven.scan._scanner import Scanner, ScanResult
@@ -245,7 +245,12 @@ def _gate_services(site_root: Path) -> GateServices:
         site_root=site.root,
         registry=DeviceRegistry(engine, vault),
         rules=rules,
-        scanner=Scanner(rules, ocr=site.settings.scan_pixels, made_uid=made_uid),
+        scanner=Scanner(
+            rules,
+            ocr=site.settings.scan_pixels,
+            made_uid=made_uid,
+            local_numbers=local_number_pattern(site.settings.hospital_number_patterns),
+        ),
         made_uid=made_uid,
         site_key=site.site_key(),
         device_gate=site.settings.device_gate,
