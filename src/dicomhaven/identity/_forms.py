@@ -29,23 +29,21 @@ _NAME_SPLIT = re.compile(r"[\^=\s,]+")
 def clean_value(value: object) -> str:
     """One value as DICOM means it: cut at the first NUL, padding spaces stripped.
 
-    The text after a NUL is a vendor's artefact, not part of the value; :func:`value_parts`
-    still offers it separately, so a search never misses it.
+    The text after a NUL is a vendor's artefact, not part of the value.
     """
     text = "" if value is None else str(value)
     return text.split("\x00", 1)[0].strip()
 
 
 def value_parts(value: object) -> list[str]:
-    """The separate values one element holds: NUL-separated pieces and ``\\`` multiplicity,
-    each stripped of padding, empty ones dropped."""
+    """The separate values one element holds (``\\`` multiplicity), each as
+    :func:`clean_value` reads it, empty ones dropped."""
     text = "" if value is None else str(value)
     parts: list[str] = []
-    for piece in text.split("\x00"):
-        for item in piece.split("\\"):
-            item = item.strip()
-            if item and item not in parts:
-                parts.append(item)
+    for item in text.split("\\"):
+        item = clean_value(item)
+        if item and item not in parts:
+            parts.append(item)
     return parts
 
 
@@ -65,7 +63,7 @@ def _forms_of(item: str) -> list[str]:
 def known_forms(values: Iterable[object]) -> tuple[str, ...]:
     """Every form of a patient's known values to search text for, longest first.
 
-    Each value is split into its pieces (NUL, ``\\``); a name also gives its components
+    Each value is split into its values (``\\``), each cut at a NUL; a name also gives its components
     (``SMITH^JOHN`` → ``SMITH``, ``JOHN``, ``SMITH JOHN``), short ones included (the
     callers match those as whole words only); a number also gives its form without
     separators. Duplicates are dropped case-insensitively: matching ignores case.
