@@ -4,6 +4,7 @@ additions, and that everything else private still goes."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import re
 from pathlib import Path
 
@@ -12,7 +13,12 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicomhaven.deid import deidentify, load_profile
-from dicomhaven.deid._safe_private import SAFE_PRIVATE, SAFE_PRIVATE_SEQUENCES, SOURCE
+from dicomhaven.deid._safe_private import (
+    DELETED_BY_TCIA,
+    SAFE_PRIVATE,
+    SAFE_PRIVATE_SEQUENCES,
+    SOURCE,
+)
 from dicomhaven.errors import ConfigError
 from dicomhaven.identity import ProjectKeys
 from tests.corpora import pydicom_file
@@ -47,22 +53,46 @@ def test_generated_list_is_well_formed() -> None:
         assert 0 <= element <= 0xFF
 
 
-def test_generated_list_agrees_with_tcia_knowledge_base() -> None:
-    """TCIA curates its own list; where it names the same element, it should mostly keep it
-    too (it is more cautious with a few ultrasound and mammography elements)."""
+def _tcia_dispositions() -> dict[tuple[str, int, int], set[str]]:
+    """TCIA's dispositions for each private element it names, at any depth (creator
+    compared without case)."""
     kb_path = shared_reference("tcia_private_tag_kb_2024-02-01.csv")
     pattern = re.compile(r'\(([0-9a-f]{4}),"?(.+?)"?,([0-9a-f]{2})\)$', re.IGNORECASE)
     dispositions: dict[tuple[str, int, int], set[str]] = {}
     with kb_path.open(encoding="utf-8-sig") as handle:
         for row in csv.DictReader(handle):
             match = pattern.search(row["element_sig_pattern"])
-            if match and "[" not in row["element_sig_pattern"]:
-                key = (match.group(2), int(match.group(1), 16), int(match.group(3), 16))
-                dispositions.setdefault(key, set()).add(row["private_disposition"].strip())
-    both = [key for key in SAFE_PRIVATE if key in dispositions]
-    kept = [key for key in both if "k" in dispositions[key]]
-    assert len(both) >= 80
-    assert len(kept) / len(both) >= 0.85, sorted(set(both) - set(kept))
+            if match:
+                key = (match.group(2).casefold(), int(match.group(1), 16), int(match.group(3), 16))
+                dispositions.setdefault(key, set()).add(row["private_disposition"].strip().lower())
+    return dispositions
+
+
+def test_no_kept_element_is_one_tcia_deletes() -> None:
+    """Where PixelMed's list and TCIA's knowledge base disagree, the safer action wins: no
+    element kept under the Retain Safe Private Option is one TCIA does not keep."""
+    dispositions = _tcia_dispositions()
+    kept = SAFE_PRIVATE | SAFE_PRIVATE_SEQUENCES
+    named = [key for key in kept if (key[0].casefold(), key[1], key[2]) in dispositions]
+    assert len(named) >= 80  # the two sources overlap: the check means something
+    not_kept = sorted(k for k in named if dispositions[(k[0].casefold(), k[1], k[2])] != {"k"})
+    assert not_kept == []
+    assert DELETED_BY_TCIA, "the reconciliation took the disagreeing elements off"
+    assert not {(c, g, e) for c, g, e, _ in DELETED_BY_TCIA} & kept
+
+
+def test_generated_module_is_what_the_script_makes() -> None:
+    """The module is generated, not edited: the script's reconciliation step, re-run on
+    PixelMed's answers as the module holds them, writes it byte for byte."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "generate_safe_private.py"
+    spec = importlib.util.spec_from_file_location("generate_safe_private", script)
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    kept, deleted = generator.reconcile(
+        generator.current_rows(), shared_reference("tcia_private_tag_kb_2024-02-01.csv")
+    )
+    assert generator.render(kept, deleted) == generator.TARGET.read_text(encoding="utf-8")
 
 
 def test_without_the_option_every_private_element_goes() -> None:

@@ -13,7 +13,9 @@ For each element, in every sequence item at any depth:
 5. an attribute the table does not name is kept, except that UIDs not defined by the
    standard are remapped, person names are removed (or emptied where the IOD needs them),
    dates follow the date option, free text is cleaned, and public elements of unknown VR
-   are removed (they may hide text);
+   are removed (they may hide text); URLs and AE titles (UR, AE) are removed at the
+   publication level and cleaned at limited access; the parts of a code are kept only
+   when they make a recognised code of a known scheme (``_codes``), else cleaned;
 6. overlay (60xx) and curve (50xx) groups are removed whole, and the text of graphic
    annotations becomes a dummy, unless the Clean Graphics Option keeps them with their
    text cleaned (the overlay bitmaps are pixels, checked by the pixel stage).
@@ -21,7 +23,8 @@ For each element, in every sequence item at any depth:
 UIDs map to ``2.25.`` UIDs keyed by the project's secret, so the same input UID gives the
 same output everywhere and references keep resolving. Dates move by the patient's own
 offset. The output records Patient Identity Removed, the method with the profile's hash,
-and the standard's codes for the profile and each option.
+and the standard's codes for the profile and each option; its file meta is rebuilt from an
+allow-list and its preamble is zeros.
 """
 
 from __future__ import annotations
@@ -29,41 +32,57 @@ from __future__ import annotations
 import datetime
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset, FileDataset
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from dicomhaven import __version__
+from dicomhaven.deid._codes import CODE_PARTS, CODE_TAGS, code_verdict
 from dicomhaven.deid._iod import AttributeType, attribute_types, resolve_action
-from dicomhaven.deid._profile import PrivateTag, Profile
+from dicomhaven.deid._profile import Level, PrivateTag, Profile
 from dicomhaven.deid._safe_private import SAFE_PRIVATE, SAFE_PRIVATE_SEQUENCES
 from dicomhaven.deid._table import Option, attribute_rule, content_item_rules
 from dicomhaven.deid._text import TextCleaner
 from dicomhaven.errors import UnsafeContent
 from dicomhaven.identity import ProjectKeys
 
-__all__ = ["DeidContext", "deidentify", "write_dataset"]
+__all__ = ["IMPLEMENTATION_CLASS_UID", "DeidContext", "deidentify", "write_dataset"]
 
 _IDENTIFYING_KEYWORDS = frozenset(
     {"PatientID", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
      "AccessionNumber", "InstitutionName", "InstitutionAddress", "StationName",
      "MedicalRecordLocator", "OtherPatientIDs", "RequestedProcedureID", "StudyID"}
 )  # fmt: skip
-#: Text that is part of a code or names a product, never a person: left uncleaned, since
-#: cutting a word that happens to match a patient's name would corrupt the code.
+#: Text that names a template or a product, never a person: left uncleaned. The parts of
+#: a code (Code Value, Code Meaning, ...) are decided by the code they make (``_codes``).
 _CODED_TEXT = frozenset(
-    {"CodeValue", "CodeMeaning", "CodingSchemeDesignator", "CodingSchemeVersion",
-     "LongCodeValue", "URNCodeValue", "ContextIdentifier", "MappingResource",
-     "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "SOPClassUID"}
+    {"ContextIdentifier", "MappingResource", "Manufacturer", "ManufacturerModelName",
+     "SoftwareVersions", "SOPClassUID"}
 )  # fmt: skip
+#: Never made the dummy text of a sequence given a dummy: codes stay codes.
+_NOT_DUMMY_TEXT = _CODED_TEXT | CODE_PARTS
+#: Names of the patient's own, whose parts are cut from text whatever their length.
+_PATIENT_NAMES = frozenset(
+    {"PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName"}
+)
+#: dicomhaven's own implementation, written into every output's file meta. dicomhaven has
+#: no registered root of its own, so the UID is under pydicom's (the library it writes
+#: with), made once by ``generate_uid(PYDICOM_ROOT_UID, ["dicomhaven implementation
+#: class"])``: fixed, and recognised by the residual-PII scanner as the writer's own.
+IMPLEMENTATION_CLASS_UID = UID("1.2.826.0.1.3680043.8.498.83043461745194922504371407585034968871")
+IMPLEMENTATION_VERSION_NAME = f"DICOMHAVEN_{__version__}".replace(".", "_")[:16]
+#: Private values of these VRs, kept as safe, are cleaned as text (and binary ones that
+#: turn out to be text): a vendor's "safe" element may still hold a typed name.
+_PRIVATE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "AE", "UR", "CS"})
+_PRIVATE_BINARY_VRS = frozenset({"OB", "OW", "UN", "OB or OW"})
 #: UIDs that identify a registry entry (a coding scheme, a mapping resource), not an object.
 _REGISTRY_UIDS = frozenset(
     {"CodingSchemeUID", "MappingResourceUID", "ContextGroupExtensionCreatorUID",
@@ -240,7 +259,9 @@ class _Run:
     def clean(self, element: DataElement) -> object:
         if element.VR in ("DA", "DT", "TM"):
             return self.date(element)
-        if (element.VR in _TEXT_VRS or element.VR == "AE") and element.keyword not in _CODED_TEXT:
+        if (element.VR in _TEXT_VRS or element.VR in ("AE", "UR")) and (
+            element.keyword not in _CODED_TEXT
+        ):
             return self._map_values(element, self.cleaner.clean)
         if element.VR == "PN":
             return None
@@ -257,6 +278,41 @@ class _Run:
             return [fn(str(v)) for v in value]
         return fn(str(value))
 
+    def clean_private(self, dataset: Dataset, tag: BaseTag) -> None:
+        """A private value kept as safe, cleaned as public text is: text VRs, and binary
+        values that are text; a binary value that is not text but hides a known value of
+        the patient's is removed (no IOD requires a private element). A value read as UN
+        is cleaned as the bytes it is, not as a private dictionary's VR would read it."""
+        item: object = dataset.get_item(tag)  # a RawDataElement while not yet converted
+        if isinstance(item, RawDataElement) and item.VR in (None, "UN"):
+            value: object = item.value
+            element = None
+        else:
+            element = dataset[tag]
+            value = element.value
+        if isinstance(value, bytes):
+            cleaned = self._clean_bytes(value)
+            if cleaned is None:
+                del dataset[tag]
+            elif cleaned is not value:
+                if element is None:
+                    dataset[tag] = DataElement(tag, "UN", cleaned)
+                else:
+                    element.value = cleaned
+        elif element is not None and element.VR in _PRIVATE_TEXT_VRS:
+            element.value = self._map_values(element, self.cleaner.clean)
+
+    def _clean_bytes(self, value: bytes) -> bytes | None:
+        """``value`` cleaned if it is text (itself if nothing was cut), None to remove it."""
+        text = _as_text(value)
+        if text is None:
+            return None if self._hides_text(value) else value
+        cleaned = self.cleaner.clean(text)
+        if cleaned == text:
+            return value
+        data = cleaned.encode("latin-1", "replace")
+        return data + b" " * (len(data) % 2)
+
     def type_of(self, path: tuple[str, ...]) -> AttributeType | None:
         return self.types.get(path)
 
@@ -266,6 +322,7 @@ class _Run:
         # only when it is touched): most elements of a large report are kept, and keeping
         # them unconverted also writes them back byte for byte.
         creators: list[BaseTag] = []
+        verdict: Mapping[str, str] | None = None  # what the code this item is changes
         for tag in list(dataset.keys()):
             if tag == skip:
                 continue
@@ -284,10 +341,17 @@ class _Run:
                 here = (*path, keyword)
                 cached = self.decisions[key] = (self.decide(tag, vr, keyword, here, creator), here)
             action, here = cached
+            if action == "Q":  # a part of a code: as the code it makes says
+                if verdict is None:
+                    verdict = _code_verdict(dataset)
+                action = verdict.get(here[-1], "K")
             if action == "K" and vr != "SQ":
                 continue
             if action == "X":
                 del dataset[tag]
+                continue
+            if action == "T":  # before ``dataset[tag]`` reads it with a private dictionary
+                self.clean_private(dataset, tag)
                 continue
             self.apply(dataset, dataset[tag], action, here)
         for tag in creators:
@@ -306,6 +370,8 @@ class _Run:
             # and a date still follows the date option.
             if vr == "UI":
                 return "U"
+            if vr in _PRIVATE_TEXT_VRS or vr in _PRIVATE_BINARY_VRS:
+                return "T"  # text is cleaned like public text
             return "C" if vr in ("DA", "DT", "SQ") else "K"
         if tag in _PATIENT_IDENTITY and len(here) == 1:
             return "P"
@@ -313,6 +379,8 @@ class _Run:
             return "X"
         if keyword in self.profile.keep or keyword in _CODED_TEXT:
             return "K"
+        if keyword in CODE_PARTS:
+            return "Q"
         if keyword == "PatientAge" and self.profile.band_ages:
             return "A"
         rule = attribute_rule(int(tag))
@@ -328,6 +396,17 @@ class _Run:
             return action
         if vr == "UN":
             return "X"
+        if vr in ("UR", "AE"):
+            # An address or AE title the table does not name (Retrieve URL, Contact URI, an
+            # unknown public element): gone at publication level (emptied or dummied where
+            # the IOD needs it), cleaned at limited access (a URL loses its query and user
+            # information, and the patient's values are cut).
+            if self.profile.level is not Level.PUBLICATION:
+                return "C"
+            kind = self.type_of(here)
+            if kind in (AttributeType.TYPE_1, AttributeType.TYPE_1C):
+                return "D"
+            return "Z" if kind in (AttributeType.TYPE_2, AttributeType.TYPE_2C) else "X"
         if vr == "PN":
             kind = self.type_of(here)
             if kind in (AttributeType.TYPE_1, AttributeType.TYPE_1C):
@@ -403,6 +482,10 @@ class _Run:
             element.value = self.clean(element)
         elif action == "A":
             element.value = _band_age(str(element.value or ""), self.profile.band_ages)
+        elif action == "N":
+            element.value = self._map_values(element, self.cleaner.clean_known)
+        elif action == "T":
+            self.clean_private(dataset, element.tag)
         elif action == "B" and self.hides_text(element):
             if self.type_of(here) in _TYPES_REQUIRED:
                 raise UnsafeContent(
@@ -416,8 +499,9 @@ class _Run:
         """Whether a binary value holds, as plain or UTF-16 text, a known value of the
         patient's or an NHS or CHI number: a vendor's blob with the patient's name in it."""
         value = element.value
-        if not isinstance(value, bytes):
-            return False
+        return isinstance(value, bytes) and self._hides_text(value)
+
+    def _hides_text(self, value: bytes) -> bool:
         runs = _TEXT_RUNS.findall(value)
         return any(
             self.cleaner.finds_identifier(run.replace(b"\x00", b"").decode("ascii")) for run in runs
@@ -433,10 +517,32 @@ def _dummy_text(dataset: Dataset) -> None:
         if vr == "SQ":
             for item in dataset[tag].value:
                 _dummy_text(item)
-        elif vr in _TEXT_VRS and _keyword(tag) not in _CODED_TEXT:
+        elif vr in _TEXT_VRS and _keyword(tag) not in _NOT_DUMMY_TEXT:
             element = dataset[tag]
             if element.value:
                 element.value = _DUMMIES[vr]
+
+
+def _as_text(value: bytes) -> str | None:
+    """A binary value as text, if it is text (printable Latin-1, ignoring padding)."""
+    text = value.decode("latin-1").rstrip("\0 ")
+    if not text or not all(c.isprintable() or c in "\r\n\t" for c in text):
+        return None
+    return text
+
+
+def _code_verdict(dataset: Dataset) -> Mapping[str, str]:
+    """What the code held by ``dataset`` (a code sequence's item) changes of its parts, read
+    before any part is changed."""
+    found = {}
+    for tag, keyword in CODE_TAGS.items():
+        element = dataset.get(tag)
+        found[keyword] = "" if element is None or element.value is None else str(element.value)
+    return code_verdict(
+        found["CodingSchemeDesignator"],
+        found["CodeValue"] or found["LongCodeValue"] or found["URNCodeValue"],
+        found["CodeMeaning"],
+    )
 
 
 def _band_age(value: str, width: int) -> str:
@@ -473,11 +579,14 @@ _RETAINED_BY = {
 }
 
 
-def _identifying_values(dataset: Dataset, retained: frozenset[str] = frozenset()) -> list[str]:
-    """Every person name and patient identifier the header carries, at any depth: values to
-    cut from free text (a clinician named in Referring Physician's Name is also cut from
-    Additional Patient History). Only those elements and sequences are converted."""
-    found: list[str] = []
+def _identifying_values(
+    dataset: Dataset, retained: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """Every person name and patient identifier the header carries, at any depth, with the
+    keyword that held it: values to cut from free text (a clinician named in Referring
+    Physician's Name is also cut from Additional Patient History). Only those elements and
+    sequences are converted."""
+    found: list[tuple[str, str]] = []
     for tag in dataset.keys():  # noqa: SIM118 -- iterating a Dataset converts every element
         vr = _vr(dataset.get_item(tag), tag)
         if vr == "SQ":
@@ -489,8 +598,21 @@ def _identifying_values(dataset: Dataset, retained: frozenset[str] = frozenset()
             element = dataset[tag]
             if element.value:
                 values = element.value if element.VM > 1 else [element.value]
-                found.extend(str(v) for v in values)
+                found.extend((_keyword(tag), str(v)) for v in values)
     return found
+
+
+def _cleaner(known: Iterable[str], found: Iterable[tuple[str, str]]) -> TextCleaner:
+    """The free-text cleaner for one object: the vault's known values (a value in person
+    name form, with ``^``, is the patient's own name) and the header's (those of the
+    patient's name attributes are the patient's own name)."""
+    values: list[str] = []
+    names: list[str] = []
+    for value in known:
+        (names if "^" in value else values).append(value)
+    for keyword, value in found:
+        (names if keyword in _PATIENT_NAMES else values).append(value)
+    return TextCleaner.for_values(values, names)
 
 
 def _remove_graphics_groups(dataset: Dataset) -> None:
@@ -532,12 +654,11 @@ def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
     # to cut from free text: a clinician named in Referring Physician's Name is also cut
     # from Additional Patient History.
     retained = frozenset().union(*(_RETAINED_BY.get(o, frozenset()) for o in profile.options))
-    known = [*ctx.known_values, *_identifying_values(dataset, retained)]
     run = _Run(
         profile=profile,
         ctx=ctx,
         types=attribute_types(sop_class),
-        cleaner=TextCleaner.for_values(known),
+        cleaner=_cleaner(ctx.known_values, _identifying_values(dataset, retained)),
         options=profile.options,
     )
     if Option.CLEAN_GRAPHICS not in profile.options:
@@ -545,26 +666,44 @@ def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
     run.walk(dataset, ())
     _mark(dataset, profile)
     meta = getattr(dataset, "file_meta", None)
-    # Only a real file meta group is updated: a data set read without one stays without.
+    if isinstance(dataset, FileDataset) and dataset.preamble is not None:
+        # The preamble is the sender's to fill (a TIFF header, or anything at all): never
+        # copied. An output is not a dual-personality TIFF file. (Read without one, it is
+        # written without one, or with zeros where the file format is enforced.)
+        dataset.preamble = bytes(128)
+    # Only a real file meta group is rebuilt: a data set read without one stays without.
     if isinstance(dataset, FileDataset) and meta is not None and "TransferSyntaxUID" in meta:
         sop_instance = dataset.SOPInstanceUID if "SOPInstanceUID" in dataset else None
-        update_file_meta(meta, sop_instance)
+        dataset.file_meta = rebuilt_file_meta(meta, sop_instance)
+    elif isinstance(meta, Dataset):  # a partial one: at least nothing of the sender's
+        for tag in list(meta.keys()):
+            if _keyword(tag) not in (*_META_KEPT, "FileMetaInformationVersion"):
+                del meta[tag]
 
 
-def update_file_meta(meta: Dataset, sop_instance_uid: object | None) -> None:
-    """The file meta of a de-identified object: the new SOP Instance UID, no AE titles or
-    private information of the sender, our implementation name, and deflated data written
-    inflated (the same data set, losslessly, in the plain syntax)."""
-    if sop_instance_uid is not None:
-        meta.MediaStorageSOPInstanceUID = UID(str(sop_instance_uid))
-    for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                    "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
-                    "PrivateInformation"):  # fmt: skip
+#: The file meta elements an output carries: nothing else of the sender's (AE titles,
+#: presentation addresses, RTV identifiers, private information) is ever copied.
+_META_KEPT = ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
+
+
+def rebuilt_file_meta(meta: Dataset, sop_instance_uid: object | None) -> FileMetaDataset:
+    """The file meta of a de-identified object, built from an allow-list: the version, the
+    Media Storage SOP Class and (the new) Instance UID, the transfer syntax (deflated data
+    written inflated: the same data set, losslessly, in the plain syntax) and dicomhaven's
+    own implementation class UID and version name."""
+    rebuilt = FileMetaDataset()
+    rebuilt.FileMetaInformationGroupLength = 0  # pydicom's writer works out the length
+    rebuilt.FileMetaInformationVersion = b"\x00\x01"
+    for keyword in _META_KEPT:
         if keyword in meta:
-            delattr(meta, keyword)
-    meta.ImplementationVersionName = f"DICOMHAVEN_{__version__}".replace(".", "_")[:16]
-    if meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            rebuilt[keyword] = meta[keyword]
+    if sop_instance_uid is not None:
+        rebuilt.MediaStorageSOPInstanceUID = UID(str(sop_instance_uid))
+    if rebuilt.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        rebuilt.TransferSyntaxUID = ExplicitVRLittleEndian
+    rebuilt.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    rebuilt.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    return rebuilt
 
 
 def write_dataset(dataset: Dataset, target: Path) -> None:
@@ -576,6 +715,8 @@ def write_dataset(dataset: Dataset, target: Path) -> None:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.part")
+    if isinstance(dataset, FileDataset) and dataset.preamble is not None:
+        dataset.preamble = bytes(128)  # never the sender's: see ``deidentify``
     try:
         dataset.save_as(partial, enforce_file_format=True)
     except OSError:

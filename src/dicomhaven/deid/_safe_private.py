@@ -6,12 +6,19 @@ by asking com.pixelmed.dicom.ClinicalTrialsAttributes's methods
 isSafePrivateAttribute and isSafePrivateSequenceAttribute about every element of every
 private block they name. Each entry is (private creator, group, element byte): the
 element byte is the low byte of the element number, whatever block it was reserved in.
+
+Reconciled with TCIA's private tag knowledge base tcia_private_tag_kb_2024-02-01.csv
+(SHA-256 68e38b67778ddb8ffa60f46bef894f3931330781e375c52bc06fc86cad44d111):
+an element it does not keep is taken off (DELETED_BY_TCIA), the safer of the two
+sources' actions.
 """
 
 from __future__ import annotations
 
 SOURCE = "libpixelmed-java 20220618+dfsg-1"
 SOURCE_SHA256 = "fe302a68a30bd33c6e22898fbd47493da775f9715e0f1d0b68f5a5b514c24e39"
+KB_SOURCE = "tcia_private_tag_kb_2024-02-01.csv"
+KB_SHA256 = "68e38b67778ddb8ffa60f46bef894f3931330781e375c52bc06fc86cad44d111"
 
 #: Private data elements the standard lists as safe to retain.
 SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
@@ -114,11 +121,9 @@ SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
         ("GEMS_SENO_02", 0x0045, 0xAC),
         ("GEMS_SENO_02", 0x0045, 0xAD),
         ("GEMS_SERS_01", 0x0025, 0x07),
-        ("HOLOGIC, Inc.", 0x0019, 0x06),
         ("HOLOGIC, Inc.", 0x0019, 0x07),
         ("HOLOGIC, Inc.", 0x0019, 0x08),
         ("HOLOGIC, Inc.", 0x0019, 0x16),
-        ("HOLOGIC, Inc.", 0x0019, 0x25),
         ("HOLOGIC, Inc.", 0x0019, 0x26),
         ("HOLOGIC, Inc.", 0x0019, 0x27),
         ("HOLOGIC, Inc.", 0x0019, 0x28),
@@ -142,7 +147,6 @@ SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
         ("HOLOGIC, Inc.", 0x0019, 0x52),
         ("HOLOGIC, Inc.", 0x0019, 0x53),
         ("HOLOGIC, Inc.", 0x0019, 0x60),
-        ("HOLOGIC, Inc.", 0x0019, 0x61),
         ("HOLOGIC, Inc.", 0x0019, 0x62),
         ("HOLOGIC, Inc.", 0x0019, 0x70),
         ("HOLOGIC, Inc.", 0x0019, 0x71),
@@ -317,8 +321,6 @@ SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
         ("Philips MR Imaging DD 001", 0x2005, 0x0E),
         ("Philips PET Private Group", 0x7053, 0x00),
         ("Philips PET Private Group", 0x7053, 0x09),
-        ("Philips US Imaging DD 023", 0x200D, 0x45),
-        ("Philips US Imaging DD 033", 0x200D, 0x00),
         ("Philips US Imaging DD 033", 0x200D, 0x01),
         ("Philips US Imaging DD 033", 0x200D, 0x02),
         ("Philips US Imaging DD 033", 0x200D, 0x03),
@@ -328,10 +330,8 @@ SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
         ("Philips US Imaging DD 033", 0x200D, 0x07),
         ("Philips US Imaging DD 033", 0x200D, 0x08),
         ("Philips US Imaging DD 033", 0x200D, 0x0D),
-        ("Philips US Imaging DD 033", 0x200D, 0x0F),
         ("Philips US Imaging DD 033", 0x200D, 0x10),
         ("Philips US Imaging DD 033", 0x200D, 0x11),
-        ("Philips US Imaging DD 033", 0x200D, 0x14),
         ("Philips US Imaging DD 033", 0x200D, 0x21),
         ("Philips US Imaging DD 034", 0x200D, 0x01),
         ("Philips US Imaging DD 034", 0x200D, 0x02),
@@ -408,8 +408,6 @@ SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
         ("Philips US Imaging DD 040", 0x200D, 0x06),
         ("Philips US Imaging DD 040", 0x200D, 0x07),
         ("Philips US Imaging DD 040", 0x200D, 0x20),
-        ("Philips US Imaging DD 042", 0x200D, 0x15),
-        ("Philips US Imaging DD 042", 0x200D, 0x16),
         ("Philips US Imaging DD 042", 0x200D, 0x20),
         ("Philips US Imaging DD 042", 0x200D, 0x30),
         ("Philips US Imaging DD 042", 0x200D, 0x31),
@@ -452,7 +450,6 @@ SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
         ("Philips US Imaging DD 046", 0x200D, 0x17),
         ("Philips US Imaging DD 048", 0x200D, 0x01),
         ("Philips US Imaging DD 065", 0x200D, 0x07),
-        ("Philips US Imaging DD 066", 0x200D, 0x00),
         ("Philips US Imaging DD 066", 0x200D, 0x01),
         ("Philips US Imaging DD 066", 0x200D, 0x03),
         ("Philips US Imaging DD 066", 0x200D, 0x04),
@@ -507,5 +504,22 @@ SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
 SAFE_PRIVATE_SEQUENCES: frozenset[tuple[str, int, int]] = frozenset(
     {
         ("HOLOGIC, Inc.", 0x0019, 0x8A),
+    }
+)
+
+#: Listed as safe by PixelMed, but not kept by TCIA: not kept here either.
+#: (creator, group, element byte, whether a sequence)
+DELETED_BY_TCIA: frozenset[tuple[str, int, int, bool]] = frozenset(
+    {
+        ("HOLOGIC, Inc.", 0x0019, 0x06, False),
+        ("HOLOGIC, Inc.", 0x0019, 0x25, False),
+        ("HOLOGIC, Inc.", 0x0019, 0x61, False),
+        ("Philips US Imaging DD 023", 0x200D, 0x45, False),
+        ("Philips US Imaging DD 033", 0x200D, 0x00, False),
+        ("Philips US Imaging DD 033", 0x200D, 0x0F, False),
+        ("Philips US Imaging DD 033", 0x200D, 0x14, False),
+        ("Philips US Imaging DD 042", 0x200D, 0x15, False),
+        ("Philips US Imaging DD 042", 0x200D, 0x16, False),
+        ("Philips US Imaging DD 066", 0x200D, 0x00, False),
     }
 )

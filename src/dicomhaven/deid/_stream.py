@@ -15,8 +15,10 @@ own rules (``_Run.decide``, once per path, tag and VR) what to do with each elem
   delimiters, so no length is patched; an untouched one keeps its original bytes;
 - the values cut from free text (every person name and patient identifier, at any depth)
   are gathered in the same pass, and the changed text is made once the pass is over;
-- the marking elements of ``_mark`` are placed at their sorted positions, and the file meta
-  is rebuilt by pydicom with the engine's rules.
+- the parts of a code (Code Value, Code Meaning, ...) are read together at the first of
+  them in an item, and kept or changed as the engine's ``_code_verdict`` says;
+- the marking elements of ``_mark`` are placed at their sorted positions, the file meta is
+  rebuilt from the engine's allow-list, and the preamble is zeros (never the input's).
 
 It follows the engine's options as the engine applies them: the Clean Structured Content
 Option's SR content items (by concept name, before the item is walked), a sequence given a
@@ -43,6 +45,7 @@ only the first top-level elements of a file (the patient's, to find the pseudony
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import os
@@ -72,15 +75,17 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
+from dicomhaven.deid._codes import CODE_TAGS, code_verdict
 from dicomhaven.deid._engine import (
-    _CODED_TEXT,
     _CONTENT_VALUE_TAGS,
     _DUMMIES,
     _IDENTIFYING_KEYWORDS,
+    _NOT_DUMMY_TEXT,
     _REFERENCE_VALUE_TYPES,
     _RETAINED_BY,
     _TEXT_VRS,
     DeidContext,
+    _cleaner,
     _creator,
     _identifying_values,
     _keyword,
@@ -88,12 +93,11 @@ from dicomhaven.deid._engine import (
     _private_name,
     _Run,
     _vr,
-    update_file_meta,
+    rebuilt_file_meta,
 )
 from dicomhaven.deid._iod import AttributeType, attribute_types
 from dicomhaven.deid._profile import Profile
 from dicomhaven.deid._table import ContentItemRule, Option, content_item_rules
-from dicomhaven.deid._text import TextCleaner
 
 __all__ = ["Rewritten", "deidentify_bytes", "leading_elements", "rewrite_bytes", "write_bytes"]
 
@@ -130,9 +134,11 @@ _VRS: dict[int, tuple[str, bool]] = {
 # What to do with an element, decided once per (path, tag, VR). KEEP is the common case
 # and the only one the inner loop handles by itself.
 KEEP, DROP, CHANGE, SEQUENCE, CHARSET, DECLINE, ZERO, REPLACE, TRACK = range(9)
+# A part of a code (decided, with the other parts, by the code they make).
+CODE = 9
 # Under the Retain Safe Private Option: a private creator (kept while its block keeps an
 # element), and a private element (decided with its creator's name).
-CREATOR, PRIVATE = 9, 10
+CREATOR, PRIVATE = 10, 11
 
 
 _IOV_MAX = 1024  # pieces per writev call (the Linux limit)
@@ -235,7 +241,9 @@ class _Rewriter:
         self.open: list[tuple[int, int, bytes]] = []
         self.opened = 0
         self.pending: list[_Pending] = []
-        self.found: list[str] = []  # identifying values, as the engine's pre-pass gathers them
+        # identifying values, as the engine's pre-pass gathers them (with their keywords)
+        self.found: list[tuple[str, str]] = []
+        self.code_decisions: dict[tuple[_Decision, str], _Decision] = {}
         self.tables: dict[tuple[tuple[str, ...], bool], dict[int, _Decision]] = {}
         self.dummy = False  # inside a sequence given a dummy (``_dummy_text``)
         self.top: dict[int, RawDataElement | _Pending] = {}  # the output's top-level UIDs
@@ -328,6 +336,8 @@ class _Rewriter:
                 drop_if_empty = self.run.type_of(here) is AttributeType.TYPE_3
             elif tag == _CHARSET:
                 kind = CHARSET if action == "K" else DECLINE
+            elif action == "Q":
+                kind = CODE
             elif action == "K":
                 kind = KEEP
             elif action == "X":
@@ -337,7 +347,10 @@ class _Rewriter:
         collect = vr == "PN" or keyword in _IDENTIFYING_KEYWORDS
         # Inside a sequence given a dummy, every text that is left becomes the dummy text.
         dummy_text = (
-            self.dummy and kind in (KEEP, CHANGE) and vr in _TEXT_VRS and keyword not in _CODED_TEXT
+            self.dummy
+            and kind in (KEEP, CHANGE)
+            and vr in _TEXT_VRS
+            and keyword not in _NOT_DUMMY_TEXT
         )
         if dummy_text:
             kind = CHANGE
@@ -386,6 +399,7 @@ class _Rewriter:
         get = table.get
         previous = -1
         blocks: dict[int, _Creator] | None = None  # private creators seen, by tag
+        verdict: Any = None  # what the code this item holds changes of its parts
         if in_item:
             barrier = plan[1] if plan is not None else _NO_MARK
         else:
@@ -431,6 +445,10 @@ class _Rewriter:
                     return pos
                 decision = self.decide_here(table, key, path, tag, length, start, limit)
             end = start + length
+            if decision.kind == CODE:
+                if verdict is None:
+                    verdict = self.code_verdict(pos, limit, encodings)
+                decision = self.code_part(decision, verdict.get(decision.here[-1], "K"))
             if decision.kind == KEEP and end <= limit and plain and not decision.collect:
                 pos = end
                 continue
@@ -495,6 +513,35 @@ class _Rewriter:
             _, element = marks.pop(0)
             replacement = _encode(element, encodings, self.implicit)
         return (marks[0][0] if marks else _NO_MARK), replacement
+
+    def code_verdict(self, pos: int, limit: int, encodings: list[str]) -> Any:
+        """What ``_code_verdict`` says of the code whose first part is at ``pos``: its
+        parts are read from the bytes, up to the last part's tag."""
+        found = dict.fromkeys(CODE_TAGS.values(), "")
+        last = max(CODE_TAGS)
+        while pos < limit:
+            tag, vr, length, start = _next(self.data, pos, limit, self.implicit)
+            if tag > last or length == _UNDEFINED:
+                break
+            if tag in CODE_TAGS and length:
+                value = self.value(tag, vr or "", length, start, encodings)
+                found[CODE_TAGS[tag]] = "" if value is None else str(value)
+            pos = start + length
+        return code_verdict(
+            found["CodingSchemeDesignator"],
+            found["CodeValue"] or found["LongCodeValue"] or found["URNCodeValue"],
+            found["CodeMeaning"],
+        )
+
+    def code_part(self, decision: _Decision, action: str) -> _Decision:
+        """A part of a code as the code's verdict has it: kept, or changed by ``action``."""
+        key = (decision, action)
+        found = self.code_decisions.get(key)
+        if found is None:
+            kind = CHANGE if action != "K" else TRACK if len(decision.here) == 1 else KEEP
+            found = dataclasses.replace(decision, kind=kind, action=action)
+            self.code_decisions[key] = found
+        return found
 
     def charset(self, start: int, length: int, decision: _Decision) -> list[str]:
         raw = RawDataElement(BaseTag(_CHARSET), decision.vr, length,
@@ -987,7 +1034,7 @@ def _rewrite(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten:
         profile=profile,
         ctx=ctx,
         types=attribute_types(sop_class),
-        cleaner=TextCleaner.for_values(ctx.known_values),
+        cleaner=_cleaner(ctx.known_values, ()),
         options=profile.options,
     )
     rewriter = _Rewriter(dataset_bytes, start, implicit, syntax.is_compressed, run)
@@ -998,7 +1045,7 @@ def _rewrite(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten:
     rewriter.change(end, end, None)  # flush the last run
 
     # The changed elements, now that every identifying value is known.
-    run.cleaner = TextCleaner.for_values([*ctx.known_values, *rewriter.found])
+    run.cleaner = _cleaner(ctx.known_values, rewriter.found)
     out = rewriter.out
     for pending in rewriter.pending:
         element = convert_raw_data_element(pending.raw, encoding=pending.encodings)
@@ -1030,7 +1077,7 @@ def _rewrite(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten:
     )
     study = rewriter.top.get(_STUDY_INSTANCE)
     return Rewritten(
-        parts=(data[:128], b"DICM", meta_bytes, *out),
+        parts=(bytes(128), b"DICM", meta_bytes, *out),  # never the sender's preamble
         study_instance_uid=_text(study),
         sop_instance_uid=_text(instance),
         top_level_tags=frozenset(
@@ -1048,9 +1095,9 @@ def _text(item: RawDataElement | _Pending | None) -> str | None:
 def _file_meta(
     file_meta: FileMetaDataset, sop_class: object, sop_instance: object, has_instance: bool
 ) -> bytes:
-    """The engine's changes to the file meta, then pydicom's when it writes a file."""
-    meta: Any = file_meta  # values of any type, as the engine and pydicom assign them
-    update_file_meta(meta, sop_instance if has_instance else None)  # as ``deidentify`` does
+    """The engine's file meta, then pydicom's changes when it writes a file."""
+    # values of any type, as the engine and pydicom assign them; as ``deidentify`` does:
+    meta: Any = rebuilt_file_meta(file_meta, sop_instance if has_instance else None)
     # As ``save_as(..., enforce_file_format=True)`` does:
     meta_class = meta.get("MediaStorageSOPClassUID", None)
     if meta_class is None or (sop_class and sop_class != meta_class):

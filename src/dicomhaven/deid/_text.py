@@ -4,6 +4,10 @@ What is cut: the patient's own known values (name parts, numbers, birth date, fr
 header and the vault), and patterns that look like identifiers whoever they belong to:
 NHS and CHI numbers (with a valid check digit), dates, UK postcodes, phone numbers and
 e-mail addresses. Each cut becomes ``***``, so a reader sees that something was removed.
+Known values are matched as whole words, case-insensitively; parts of the patient's own
+name are matched whatever their length (``LI^NA``), other known values from three
+characters (a house number alone would cut "12 mm"). A URL in text keeps its scheme, host
+and path, but loses its user information, query and fragment (``?patientID=...``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ _TITLED_NAME = re.compile(
 _POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b", re.IGNORECASE)
 _PHONE = re.compile(r"(?<!\d)(?:\+44\s?|0)(?:\d[\s-]?){9,10}(?!\d)")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+#: A URL: scheme, then (optional) user information, host and the rest.
+_URL = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?:[^\s/?#@]*@)?(?P<rest>[^\s?#]*)(?:\?[^\s#]*)?(?:#\S*)?"
+)
 _PATTERNS = (_EMAIL, _WORD_DATE, _DATE, _TITLED_NAME, _POSTCODE, _PHONE)
 _MIN_KNOWN = 3  # known values shorter than this would cut ordinary words
 
@@ -52,14 +60,17 @@ class TextCleaner:
     known: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
-    def for_values(cls, values: Iterable[str]) -> TextCleaner:
-        """From known values such as ``SMITH^JOHN`` (split into parts) or ``ZZ91234567``."""
+    def for_values(cls, values: Iterable[str], names: Iterable[str] = ()) -> TextCleaner:
+        """From known values such as ``SMITH^JOHN`` (split into parts) or ``ZZ91234567``, and
+        the patient's own ``names``, whose parts are cut whatever their length."""
         parts: set[str] = set()
         for value in values:
             for part in re.split(r"[\^=\s,]+", value):
                 part = part.strip()
                 if len(part) >= _MIN_KNOWN:
                     parts.add(part)
+        for name in names:
+            parts.update(p for p in re.split(r"[\^=\s,]+", name) if p.strip())
         # Longest first, so "SMITHSON" is cut whole before "SMITH" could be.
         return cls(tuple(sorted(parts, key=lambda p: (-len(p), p))))
 
@@ -77,9 +88,16 @@ class TextCleaner:
         )
 
     def clean(self, text: str) -> str:
-        cleaned = _NUMBER10.sub(_number_mask, text)
+        cleaned = _URL.sub(lambda m: m.group("scheme") + m.group("rest"), text)
+        cleaned = _NUMBER10.sub(_number_mask, cleaned)
         for pattern in _PATTERNS:
             cleaned = pattern.sub(MASK, cleaned)
+        return self.clean_known(cleaned)
+
+    def clean_known(self, text: str) -> str:
+        """Cut only the patient's known values: for a code value of a known scheme, where a
+        pattern (a date's shape, say) would match a real code."""
+        cleaned = text
         for value in self.known:
             cleaned = re.sub(
                 rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])",
