@@ -201,7 +201,7 @@ def test_import_streams_and_commits_batch_by_batch(
             walked.append(path)
             yield path
 
-    monkeypatch.setattr(ingest, "iter_files", interrupted_walk)
+    monkeypatch.setattr(ingest, "iter_entries", interrupted_walk)
     with pytest.raises(KeyboardInterrupt):
         import_paths(site, [synth_site.root / "export"])
     # Three whole batches were committed before the walk reached file 35.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from dicomhaven.catalogue import make_engine
-from dicomhaven.collect import FileResult, IntakeTask, iter_files
+from dicomhaven.collect import FileResult, IntakeTask, iter_entries
 from dicomhaven.ledger import Ledger, Pending, ReceiptResult
 from dicomhaven.pipeline import Executor, Pipeline, ProcessTask, make_executor
 from dicomhaven.site import Site
@@ -37,6 +37,8 @@ class ImportSummary:
     receipts: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    #: (path, reason) of each entry not received: a link loop, a dangling link, a FIFO, a
+    #: socket, a folder or file without permission. Any makes the import exit 1.
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
 
@@ -133,7 +135,7 @@ def import_paths(
     intake = IntakeTask(site.intake, site.site_key(), site.settings.intake_fsync)
     process = ProcessTask(site.root, pipeline_for(site))
     try:
-        results: Iterator[FileResult] = executor.imap(intake, iter_files(paths))
+        results: Iterator[FileResult] = executor.imap(intake, iter_entries(paths))
         for batch in _batches(results, site.settings.ledger_batch_size):
             receipts = []
             for result in batch:

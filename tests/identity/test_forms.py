@@ -46,4 +46,3 @@ def test_a_padded_hospital_number_names_the_same_patient_as_a_clean_one() -> Non
     clean.PatientID = "ZZ91139748"
     none: frozenset[str] = frozenset()
     assert identifiers_in(padded, none, none) == identifiers_in(clean, none, none)
-

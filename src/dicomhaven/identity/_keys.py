@@ -65,9 +65,21 @@ class EnvKeyProvider:
         return key
 
 
-def create_key_file(path: Path) -> None:
-    """Write a new random key, readable by its owner only; never replaces an existing one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secrets.token_bytes(KEY_BYTES))
+def create_key_file(path: Path, size: int = KEY_BYTES) -> None:
+    """Write a new random key, readable by its owner only; never replaces an existing one
+    (raises ``FileExistsError``).
+
+    The key is written to a file of its own and then linked into place, so a process that
+    reads the key while another creates it sees the whole key or no file, never a part.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(size))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, Insert, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -82,6 +83,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _insert_if_absent(engine: Engine, table: type[VaultProject] | type[VaultMeta]) -> Insert:
+    """``INSERT … ON CONFLICT DO NOTHING``: workers that create the same row at the same
+    moment all succeed, and each then reads the one row that won (SQLite and PostgreSQL)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise DicomHavenError(f"the vault supports SQLite and PostgreSQL, not {engine.dialect.name}")
+
+
 class Vault:
     """Identity lookups and their secrets; every method is one transaction."""
 
@@ -101,9 +112,15 @@ class Vault:
     def _check_key(self) -> None:
         with self._sessions.begin() as session:
             check = session.get(VaultMeta, "key_check")
-            if check is None:
-                session.add(VaultMeta(name="key_check", value=self.cipher.seal("meta", _KEY_CHECK)))
-                return
+            if check is None:  # a new vault: whoever writes the check value first wins
+                session.execute(
+                    _insert_if_absent(self.engine, VaultMeta).values(
+                        name="key_check", value=self.cipher.seal("meta", _KEY_CHECK)
+                    )
+                )
+                check = session.scalars(
+                    select(VaultMeta).where(VaultMeta.name == "key_check")
+                ).one()
             if self.cipher.open("meta", check.value) != _KEY_CHECK:
                 raise VaultKeyError("the vault key check value is wrong")
 
@@ -209,20 +226,37 @@ class Vault:
     def remember_details(self, pseudonym: str, details: dict[str, str]) -> None:
         """Keep what headers said about a patient (name, birth date, ...) sealed, for the
         leak check that looks for a patient's own identifiers in outputs."""
-        with self._sessions.begin() as session:
-            patient = session.scalars(
-                select(VaultPatient).where(VaultPatient.pseudonym == pseudonym)
-            ).one()
-            known: dict[str, list[str]] = {}
-            if patient.details is not None:
-                known = json.loads(self.cipher.open("details", patient.details))
-            changed = False
-            for name, value in details.items():
-                if value and value not in known.setdefault(name, []):
-                    known[name].append(value)
-                    changed = True
-            if changed:
-                patient.details = self.cipher.seal("details", json.dumps(known).encode())
+        # Compare and swap: two workers adding details of one patient at once must not lose
+        # either's (a lost name would be missed by the leak check), so the write only lands
+        # on the value it was computed from, and is recomputed when another worker won.
+        while True:
+            with self._sessions.begin() as session:
+                patient_id, old = session.execute(
+                    select(VaultPatient.id, VaultPatient.details).where(
+                        VaultPatient.pseudonym == pseudonym
+                    )
+                ).one()
+                known: dict[str, list[str]] = {}
+                if old is not None:
+                    known = json.loads(self.cipher.open("details", old))
+                changed = False
+                for name, value in details.items():
+                    if value and value not in known.setdefault(name, []):
+                        known[name].append(value)
+                        changed = True
+                if not changed:
+                    return
+                unchanged = (
+                    VaultPatient.details.is_(None) if old is None else VaultPatient.details == old
+                )
+                written = session.execute(
+                    update(VaultPatient)
+                    .where(VaultPatient.id == patient_id, unchanged)
+                    .values(details=self.cipher.seal("details", json.dumps(known).encode()))
+                    .execution_options(synchronize_session=False)
+                )
+                if written.rowcount == 1:  # type: ignore[attr-defined]
+                    return
 
     def details_of(self, pseudonym: str) -> dict[str, list[str]]:
         with self._sessions() as session:
@@ -240,20 +274,27 @@ class Vault:
 
     # -- projects ---------------------------------------------------------------------------
     def project_secret(self, project: str) -> bytes:
-        """The secret of a project, created on first use."""
+        """The secret of a project, created on first use.
+
+        Workers of one import may all meet a new project at once: each offers a secret with
+        insert-if-absent and then reads back the one that was kept, so none fails and all
+        derive the same pseudonyms. (``init`` creates the site's own project up front.)
+        """
+        field = f"project:{project}"
         with self._sessions.begin() as session:
-            row = session.scalars(select(VaultProject).where(VaultProject.name == project)).first()
+            query = select(VaultProject).where(VaultProject.name == project)
+            row = session.scalars(query).first()
             if row is None:
-                secret = secrets.token_bytes(_PROJECT_SECRET_BYTES)
-                session.add(
-                    VaultProject(
+                offered = secrets.token_bytes(_PROJECT_SECRET_BYTES)
+                session.execute(
+                    _insert_if_absent(self.engine, VaultProject).values(
                         name=project,
-                        sealed_secret=self.cipher.seal(f"project:{project}", secret),
+                        sealed_secret=self.cipher.seal(field, offered),
                         created_at=_now(),
                     )
                 )
-                return secret
-            return self.cipher.open(f"project:{project}", row.sealed_secret)
+                row = session.scalars(query.execution_options(populate_existing=True)).one()
+            return self.cipher.open(field, row.sealed_secret)
 
     # -- devices ----------------------------------------------------------------------------
     def remember_device(self, device_id: str, attributes: dict[str, str]) -> None:

@@ -12,6 +12,9 @@ clobber each other and a half-written file is never visible under its final name
 file is written on a helper thread while the caller parses and hashes the same bytes (the
 write and the hash release the GIL), since the final name is only known after parsing; this
 hides most of the write's cost. The intake zone must therefore be one file system.
+
+Folders are made 0700 and files 0600 whatever the process's umask: intake holds the
+identifiable originals.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ class IntakeStore:
         never pays for a mkdir: on some file systems one costs as much as writing a file."""
         folders = [self.root / IntakeArea.DICOM.value / f"{i:02x}" for i in range(256)]
         for folder in [*folders, self.root / _PARTIAL]:
-            folder.mkdir(parents=True, exist_ok=True)
+            _make_folder(folder)
             self._made.add(folder)
 
     def path(self, relpath: str) -> Path:
@@ -115,7 +118,7 @@ class IntakeStore:
         """
         folder = self.root / _PARTIAL
         if folder not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
+            _make_folder(folder)
             self._made.add(folder)
         staged = StagedBytes(data, folder / f"{os.getpid()}.{next(self._counter)}.part")
         if self._write_ahead:
@@ -139,7 +142,7 @@ class IntakeStore:
         if not self._write_ahead:
             return StoredFile(relpath, created=False, same_content=sha256_file(target) == sha256)
         if target.parent not in self._made:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(target.parent)
             self._made.add(target.parent)
         if staged.writing is None:  # not written ahead: write now
             staged.writing = self._writer().submit(self._write, staged)
@@ -153,7 +156,7 @@ class IntakeStore:
     def _write(self, staged: StagedBytes) -> None:
         # A bare descriptor, not a buffered file object: the bytes go down in one write call,
         # so a buffer would only add its own set-up cost to every file.
-        fd = os.open(staged.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(staged.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             view = memoryview(staged.data)
             while view:  # os.write may write less than asked (a signal): go on until done
@@ -178,6 +181,17 @@ class IntakeStore:
             if base.is_dir():
                 found.extend(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
         return found
+
+
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p`` with every folder made 0700 (``Path.mkdir`` gives missing parents the
+    umask's default mode instead)."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
 
 
 def sha256_file(path: Path) -> str:

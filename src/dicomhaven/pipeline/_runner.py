@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,11 +19,13 @@ from dicomhaven.pipeline._stage import Decision, Outcome, PipelineObject, Stage,
 
 __all__ = [
     "NO_RELEASE_REASON",
+    "WORKER_UMASK",
     "Executor",
     "InlineExecutor",
     "Pipeline",
     "ProcessExecutor",
     "ProcessTask",
+    "WorkerLogging",
     "make_executor",
 ]
 
@@ -51,7 +54,8 @@ class Pipeline:
             except Exception as exc:
                 # The exception text may quote a value from the file: keep only its type.
                 log.warning(
-                    "stage failed",
+                    "stage failed with %s",
+                    type(exc).__name__,
                     extra={
                         "stage": stage.name,
                         "object": obj.object_key,
@@ -114,7 +118,12 @@ class ProcessExecutor:
         # small import. The forkserver imports them once instead, and workers fork warm.
         # It only takes effect when the forkserver starts (once per process).
         context.set_forkserver_preload(_loaded_dicomhaven_modules())
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(WorkerLogging.of_this_process(),),
+        )
 
     def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         pending: deque[Future[list[R]]] = deque()
@@ -128,6 +137,49 @@ class ProcessExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: Workers write owner-only files (mode 0600, folders 0700) whatever their parent's umask:
+#: they write held copies, renders and intake files. Kept equal to ``site.SITE_UMASK``.
+WORKER_UMASK = 0o077
+
+
+@dataclass(frozen=True)
+class WorkerLogging:
+    """The parent's log files for the ``dicomhaven`` logger (path, level, formatter), so
+    that a worker's records (a stage that failed, say) reach the site's log as well."""
+
+    level: int
+    files: tuple[tuple[str, logging.Formatter | None], ...]
+
+    @classmethod
+    def of_this_process(cls) -> WorkerLogging:
+        logger = logging.getLogger("dicomhaven")
+        files = tuple(
+            (handler.baseFilename, handler.formatter)
+            for handler in logger.handlers
+            if isinstance(handler, logging.FileHandler)
+        )
+        return cls(logger.level, files)
+
+    def apply(self) -> None:
+        logger = logging.getLogger("dicomhaven")
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+            old.close()
+        for path, formatter in self.files:
+            # Appends of whole lines by several processes to one file do not interleave.
+            handler = logging.FileHandler(path, encoding="utf-8")
+            handler.setFormatter(formatter)
+            logger.addHandler(handler)
+        logger.setLevel(self.level)
+        logging.getLogger("pydicom").propagate = False  # its messages quote values
+
+
+def _start_worker(logs: WorkerLogging) -> None:
+    """A pool worker's start: owner-only files, and the parent's log."""
+    os.umask(WORKER_UMASK)
+    logs.apply()
 
 
 def _loaded_dicomhaven_modules() -> list[str]:
