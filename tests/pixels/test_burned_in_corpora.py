@@ -39,7 +39,7 @@ def test_no_identifier_readable_on_any_frame_after_blanking(path: Path) -> None:
     source = pydicom.dcmread(path)
     known = KnownValues.from_header(source)
     dataset = pydicom.dcmread(path)
-    result = clean_pixels(dataset, known)
+    result = clean_pixels(dataset, known, original=source)
     assert result.outcome is PixelOutcome.REDACTED, result.reason
     frames = range(int(dataset.get("NumberOfFrames", 1) or 1))
     reader = engine_named("tesseract")

@@ -55,18 +55,18 @@ def test_approved_template_blanks_without_reading_and_a_sample_revokes_it(tmp_pa
     require_tool("tesseract")
     store = TemplateStore(tmp_path / "templates")
     first = ultrasound(uids(False, 1)[0], (10, 10))
-    learned = clean_pixels(first, None, templates=store)
+    learned = clean_pixels(first, None, original=first, templates=store)
     assert learned.outcome is PixelOutcome.REDACTED and not learned.template_used
     (proposed,) = store.all()
     store.approve(proposed.device, "manager1")
 
     plain, sampled = uids(False, 2)[1], uids(True, 1)[0]
     second = ultrasound(plain, (12, 11))
-    used = clean_pixels(second, None, templates=store)
+    used = clean_pixels(second, None, original=second, templates=store)
     assert used.outcome is PixelOutcome.REDACTED and used.template_used
     assert (second.pixel_array[8:30, 8:170] == 0).all()  # the name is gone
 
     moved = ultrasound(sampled, (150, 210))  # a software update moved the text
-    checked = clean_pixels(moved, None, templates=store)
+    checked = clean_pixels(moved, None, original=moved, templates=store)
     assert checked.outcome is PixelOutcome.REDACTED and not checked.template_used
     assert not store.get(proposed.device).in_use  # type: ignore[union-attr]

@@ -77,6 +77,7 @@ class PipelineObject:
     _header: Dataset | None = field(default=None, repr=False)
     _full: Dataset | None = field(default=None, repr=False)
     _leading: Dataset | None = field(default=None, repr=False)
+    _original: Dataset | None = field(default=None, repr=False)
 
     def header(self) -> Dataset:
         if self._full is not None:
@@ -109,6 +110,14 @@ class PipelineObject:
         if self._leading is None:
             return pydicom.dcmread(self.intake_file, stop_before_pixels=True, force=True)
         return self._leading
+
+    def original_header(self) -> Dataset:
+        """The whole header as received (no pixels), read from intake even after a stage
+        de-identified the data set in place or replaced it: the pixel stage triages on it,
+        since de-identification removes the descriptions that say an image is a screen."""
+        if self._original is None:
+            self._original = pydicom.dcmread(self.intake_file, stop_before_pixels=True, force=True)
+        return self._original
 
     def dataset(self) -> Dataset:
         if self._full is None:

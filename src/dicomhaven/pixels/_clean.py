@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -69,12 +69,28 @@ class PixelOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class PixelPolicy:
-    """How risky images are read. Engines are named, so a policy is plain data."""
+    """How risky images are read. Engines are named, so a policy is plain data.
+
+    ``frames_to_read`` None (the default) has the detector read every frame; a number has
+    it read that many, spread from first to last. The verifier reads every frame whatever
+    it says. ``verify_rounds`` is how many times what the verifier still reads is blanked
+    and verified again before the image is held.
+    """
 
     detector: str = "rapidocr"
     verifier: str = "tesseract"
-    frames_to_read: int = 3
+    frames_to_read: int | None = None
     padding: int = 3
+    verify_rounds: int = 3
+
+    def __post_init__(self) -> None:
+        if self.frames_to_read is not None and self.frames_to_read < 1:
+            raise ValueError(
+                f"frames_to_read must be at least 1 (or None for every frame),"
+                f" got {self.frames_to_read}"
+            )
+        if not 0 <= self.verify_rounds <= 10:
+            raise ValueError(f"verify_rounds must be 0 to 10, got {self.verify_rounds}")
 
 
 @dataclass(frozen=True)
@@ -103,33 +119,45 @@ def engine_named(name: str) -> OcrEngine:
     raise ValueError(f"unknown OCR engine {name!r}; engines: rapidocr, tesseract, tesseract-turned")
 
 
-def _frames_to_read(count: int, wanted: int) -> list[int]:
-    """All frames of a short clip; of a long one, ``wanted`` spread from first to last."""
-    if count <= wanted:
+def _frames_to_read(count: int, wanted: int | None) -> list[int]:
+    """Every frame (``wanted`` None, or a clip no longer than ``wanted``); of a longer clip,
+    ``wanted`` frames spread from first to last."""
+    if wanted is None or count <= wanted:
         return list(range(count))
+    if wanted == 1:
+        return [0]
     return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)})
 
 
-def _images(dataset: Dataset, frames: Sequence[int]) -> list[npt.NDArray[Any]]:
-    """``frames`` of ``dataset`` as a viewer shows them, 8 bits, for an OCR engine."""
-    decoded = decode(dataset)
-    header = dataset
+def _display_header(dataset: Dataset, photometric: str) -> Dataset:
+    """What describes the decoder's frames for ``display_image``: its colours, native order."""
     big_endian = not getattr(dataset, "is_little_endian", True)
-    if decoded.photometric != str(dataset.get("PhotometricInterpretation", "")) or big_endian:
-        header = Dataset()  # describe what the decoder gave: its colours, native byte order
-        header.update(dataset.group_dataset(0x0028))
-        header.PhotometricInterpretation = decoded.photometric
-        if big_endian:  # pydicom's palette lookup reads the tables as little endian
-            for colour in ("Red", "Green", "Blue"):
-                keyword = f"{colour}PaletteColorLookupTableData"
-                if keyword in header and isinstance(header[keyword].value, bytes):
-                    swapped = np.frombuffer(header[keyword].value, ">u2").astype("<u2")
-                    header[keyword].value = swapped.tobytes()
-    images = []
+    if photometric == str(dataset.get("PhotometricInterpretation", "")) and not big_endian:
+        return dataset
+    header = Dataset()
+    header.update(dataset.group_dataset(0x0028))
+    header.PhotometricInterpretation = photometric
+    if big_endian:  # pydicom's palette lookup reads the tables as little endian
+        for colour in ("Red", "Green", "Blue"):
+            keyword = f"{colour}PaletteColorLookupTableData"
+            if keyword in header and isinstance(header[keyword].value, bytes):
+                swapped = np.frombuffer(header[keyword].value, ">u2").astype("<u2")
+                header[keyword].value = swapped.tobytes()
+    return header
+
+
+def _iter_images(dataset: Dataset, frames: Iterable[int]) -> Iterator[npt.NDArray[Any]]:
+    """``frames`` of ``dataset`` as a viewer shows them, 8 bits, one at a time."""
+    decoded = decode(dataset)
+    header = _display_header(dataset, decoded.photometric)
     for index in frames:
         frame = decoded.frames[index]
-        images.append(display_image(header, frame[..., 0] if frame.shape[-1] == 1 else frame))
-    return images
+        yield display_image(header, frame[..., 0] if frame.shape[-1] == 1 else frame)
+
+
+def _images(dataset: Dataset, frames: Iterable[int]) -> list[npt.NDArray[Any]]:
+    """``frames`` of ``dataset`` as a viewer shows them, 8 bits, for an OCR engine."""
+    return list(_iter_images(dataset, frames))
 
 
 #: What each engine read on each image this process has seen, by the image's hash: a cine
@@ -139,9 +167,14 @@ _READ_CACHE: OrderedDict[tuple[str, str], list[Word]] = OrderedDict()
 _READ_CACHE_SIZE = 512
 
 
-def _read_image(engine: OcrEngine, image: npt.NDArray[Any]) -> list[Word]:
-    digest = hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
-    key = (engine.name, digest)
+def _digest(image: npt.NDArray[Any]) -> str:
+    return hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
+
+
+def _read_image(
+    engine: OcrEngine, image: npt.NDArray[Any], digest: str | None = None
+) -> list[Word]:
+    key = (engine.name, digest or _digest(image))
     words = _READ_CACHE.get(key)
     if words is None:
         words = _READ_CACHE[key] = engine.read(image)
@@ -152,8 +185,36 @@ def _read_image(engine: OcrEngine, image: npt.NDArray[Any]) -> list[Word]:
     return words
 
 
+def _read_frames(
+    engine: OcrEngine, images: Iterable[npt.NDArray[Any]]
+) -> Iterator[tuple[int, list[Word]]]:
+    """What ``engine`` reads on each image, with its position. An image identical to one
+    already read here (the same hash of all its pixels) is not read again: it holds the
+    same words, so skipping it loses nothing."""
+    seen: dict[str, list[Word]] = {}
+    for index, image in enumerate(images):
+        digest = _digest(image)
+        if digest not in seen:
+            seen[digest] = _read_image(engine, image, digest)
+        yield index, seen[digest]
+
+
+def _read_each(
+    engine: OcrEngine, images: Iterable[npt.NDArray[Any]]
+) -> Iterator[tuple[npt.NDArray[Any], list[Word]]]:
+    """Each image with what ``engine`` reads on it (a repeated image is read once)."""
+    seen: dict[str, list[Word]] = {}
+    for image in images:
+        digest = _digest(image)
+        if digest not in seen:
+            seen[digest] = _read_image(engine, image, digest)
+        yield image, seen[digest]
+
+
 def _read(dataset: Dataset, engine: OcrEngine, frames: Sequence[int]) -> list[Word]:
-    return [word for image in _images(dataset, frames) for word in _read_image(engine, image)]
+    """Every word ``engine`` reads on ``frames`` of ``dataset``."""
+    images = _iter_images(dataset, frames)
+    return [word for _, words in _read_frames(engine, images) for word in words]
 
 
 def _sampled(dataset: Dataset, every: int) -> bool:
@@ -166,25 +227,38 @@ def clean_pixels(
     dataset: Dataset,
     known: KnownValues | None = None,
     *,
+    original: Dataset,
     policy: PixelPolicy | None = None,
     templates: TemplateStore | None = None,
     trusted_device: bool = False,
 ) -> PixelResult:
-    """Make ``dataset``'s pixels safe in place, or say why they cannot be."""
+    """Make ``dataset``'s pixels safe in place, or say why they cannot be.
+
+    ``dataset`` is the copy to be released (its header may already be de-identified);
+    ``original`` is the header as received (with or without its pixels), which the
+    triage and the device's template are decided on: de-identification removes the
+    descriptions ("Dose report", "Screen save") that say an image is a page of text.
+    Pass the same data set twice when its header was not changed.
+    """
     policy = policy or PixelPolicy()
-    decision = triage(dataset, trusted_device=trusted_device)
+    has_pixels = "PixelData" in dataset or "FloatPixelData" in dataset
+    decision = triage(original, trusted_device=trusted_device, has_pixels=has_pixels)
+    if not decision.needs_reading and original is not dataset:
+        copy = triage(dataset, trusted_device=trusted_device)  # a stage may have added to it
+        decision = copy if copy.needs_reading else decision
     if not decision.needs_reading:
         return PixelResult(
             PixelOutcome.NOT_READ, "low risk: " + "; ".join(decision.reasons), decision
         )
     try:
-        return _clean_risky(dataset, known, policy, templates, decision)
+        return _clean_risky(dataset, original, known, policy, templates, decision)
     except RedactionError as exc:  # names what failed, never a value
         return PixelResult(PixelOutcome.HELD, f"pixels cannot be made safe: {exc}", decision)
 
 
 def _clean_risky(
     dataset: Dataset,
+    original: Dataset,
     known: KnownValues | None,
     policy: PixelPolicy,
     templates: TemplateStore | None,
@@ -193,7 +267,7 @@ def _clean_risky(
     frames_total = int(dataset.get("NumberOfFrames", 1) or 1)
     frames = _frames_to_read(frames_total, policy.frames_to_read)
     rows, columns = int(dataset.Rows), int(dataset.Columns)
-    device = DeviceKey.of(dataset)
+    device = DeviceKey.of(original if "Rows" in original else dataset)
     template = templates.get(device) if templates is not None else None
     use_template = template is not None and template.in_use
     boxes: list[Box] = []
@@ -203,47 +277,143 @@ def _clean_risky(
     reading = not use_template or _sampled(dataset, template.sample_every if template else 1)
     if reading:
         words = _read(dataset, engine_named(policy.detector), frames)
-        boxes = [w.box.padded(policy.padding, (rows, columns)) for w in words]
+        boxes = _unique(w.box.padded(policy.padding, (rows, columns)) for w in words)
         # Everything read is blanked; which rules fired is recorded for review.
         rules = {f.rule.value for f in find_identifiers(words, known)}
         outside = template is not None and not all(template.covers(b) for b in boxes)
         if use_template and outside and templates is not None:
             templates.revoke(device, "a sampled reading found text outside the template")
             use_template = False
-    regions = [Region(*box) for box in boxes]
-    if use_template and template is not None:
-        regions += [Region(*box) for box in template.regions]
-    if not regions:
-        verdict = _verify(dataset, known, policy, frames)
-        if verdict:
-            return PixelResult(PixelOutcome.HELD, verdict, decision)
-        return PixelResult(PixelOutcome.CLEAN, "read; no text found", decision)
-    redact(dataset, regions)
-    verdict = _verify(dataset, known, policy, frames) if reading else None
+    fixed = [Region(*box) for box in template.regions] if use_template and template else []
+    if not reading:
+        redact(dataset, fixed)
+        mark_burned_in_annotation_removed(dataset)
+        return PixelResult(
+            PixelOutcome.REDACTED,
+            "text blanked on every frame (with the device's template)",
+            decision,
+            tuple(fixed),
+            True,
+        )
+    verdict, more = _verify_and_blank(dataset, known, policy, boxes, fixed)
+    regions = tuple(fixed) + tuple(Region(*box) for box in [*boxes, *more])
     if verdict:
-        return PixelResult(PixelOutcome.HELD, verdict, decision, tuple(regions), use_template)
+        return PixelResult(PixelOutcome.HELD, verdict, decision, regions, use_template)
+    if not regions:
+        return PixelResult(PixelOutcome.CLEAN, "read on every frame; no text found", decision)
     mark_burned_in_annotation_removed(dataset)
-    if templates is not None and not use_template and boxes:
-        templates.propose(device, [boxes])
+    if templates is not None and not use_template:
+        templates.propose(device, [[*boxes, *more]])
     how = "with the device's template" if use_template else f"{len(regions)} text regions"
+    rounds = f"; {_rounds_note(more)}" if more else ""
     return PixelResult(
         PixelOutcome.REDACTED,
-        f"text blanked on every frame ({how}) and verified",
+        f"text blanked on every frame ({how}{rounds}) and verified on every frame",
         decision,
-        tuple(regions),
+        regions,
         use_template,
         tuple(sorted(rules)),
     )
 
 
-def _verify(
-    dataset: Dataset, known: KnownValues | None, policy: PixelPolicy, frames: Sequence[int]
-) -> str | None:
-    """A reason to hold, if the verifying engine still reads an identifier."""
-    engine = engine_named(policy.verifier)
-    for index, image in zip(frames, _images(dataset, frames), strict=True):
-        findings = find_identifiers(_read_image(engine, image), known, rules=VERIFY_RULES)
-        if findings:
-            fired = ", ".join(sorted({f.rule.value for f in findings}))
-            return f"identifying text remains after blanking ({fired}, frame {index + 1})"
-    return None
+def _rounds_note(more: Sequence[Box]) -> str:
+    return f"{len(more)} more found by the verifier"
+
+
+def _unique(boxes: Iterable[Box]) -> list[Box]:
+    """Each box once, in the order first met (a clip's frames repeat their text)."""
+    return list(dict.fromkeys(boxes))
+
+
+def _verify_and_blank(
+    dataset: Dataset,
+    known: KnownValues | None,
+    policy: PixelPolicy,
+    boxes: Sequence[Box],
+    fixed: Sequence[Region],
+) -> tuple[str | None, list[Box]]:
+    """Blank ``boxes`` (and ``fixed``) on every frame, then verify every frame; blank what
+    the verifier still reads when it reads an identifier (the identifiers, the rest of a
+    line already partly blanked, and every word the detector reads again on that frame),
+    and verify again, up to ``policy.verify_rounds`` times.
+
+    Returns a reason to hold (None when every frame reads clean) and the boxes the
+    verifier's rounds added. Every frame of the data set as it will be written is read by
+    the verifier (a frame identical to one already read is known to read the same).
+    """
+    rows, columns = int(dataset.Rows), int(dataset.Columns)
+    blanked: list[Box] = list(boxes)
+    more: list[Box] = []
+    if blanked or fixed:
+        redact(dataset, [*fixed, *(Region(*b) for b in blanked)])
+    engine, detector = engine_named(policy.verifier), engine_named(policy.detector)
+    everything = range(int(dataset.get("NumberOfFrames", 1) or 1))
+    for round_ in range(policy.verify_rounds + 1):
+        held: tuple[int, set[str]] | None = None
+        found: list[Box] = []
+        flagged: dict[str, npt.NDArray[Any]] = {}  # frames the verifier found identifiers on
+        images = _iter_images(dataset, everything)
+        for index, (image, words) in enumerate(_read_each(engine, images)):
+            findings = find_identifiers(words, known, rules=VERIFY_RULES)
+            if findings:
+                seen = _read_image(detector, image)
+                findings = [f for f in findings if _confirmed(f.box, words, seen)]
+            if findings:
+                held = held or (index, {f.rule.value for f in findings})
+                # The verifier may read only part of a line: what the detector reads on
+                # this frame (the rest of the line) goes too.
+                flagged.setdefault(_digest(image), image)
+            found += [f.box for f in findings]
+            found += [w.box for w in words if _continues(w.box, [*blanked, *fixed])]
+        for image in flagged.values():
+            found += [w.box for w in _read_image(detector, image)]
+        new = [
+            b
+            for b in _unique(box.padded(policy.padding, (rows, columns)) for box in found)
+            if b.area and not any(_inside(b, other) for other in blanked)
+        ]
+        if held is None:  # every frame reads clean: what was written is verified
+            return None, more
+        if not new or round_ == policy.verify_rounds:
+            index, fired = held
+            return (
+                f"identifying text remains after blanking ({', '.join(sorted(fired))},"
+                f" frame {index + 1})",
+                more,
+            )
+        blanked += new
+        more += new
+        redact(dataset, [Region(*b) for b in new])
+    raise AssertionError("unreachable: the last round returns")  # pragma: no cover
+
+
+#: Below this confidence a verifier's word that the detector does not see is taken for
+#: noise (Tesseract reads "words" in ultrasound speckle); above it, it is text.
+NOISE_CONFIDENCE = 0.5
+
+
+def _confirmed(box: Box, words: Sequence[Word], detected: Sequence[Word]) -> bool:
+    """Whether a verifier's finding in ``box`` is text: read with confidence, or seen as
+    text by the detector too. Low-confidence words of the verifier alone, where the
+    detector sees nothing, are the speckle of an ultrasound image, not writing."""
+    inside = [w for w in words if w.box.intersection(box).area]
+    if any(w.confidence >= NOISE_CONFIDENCE for w in inside):
+        return True
+    return any(w.box.intersection(box).area for w in detected)
+
+
+def _inside(box: Box, other: Box) -> bool:
+    return other.x0 <= box.x0 and other.y0 <= box.y0 and box.x1 <= other.x1 and box.y1 <= other.y1
+
+
+def _continues(box: Box, blanked: Sequence[Box | Region]) -> bool:
+    """Whether ``box`` carries on a line that is partly blanked: beside a blanked box, on
+    the same line, within about two characters of it (the detector read part of a line)."""
+    for other in blanked:
+        top, bottom = max(box.y0, other.y0), min(box.y1, other.y1)
+        if bottom - top < 0.5 * min(box.y1 - box.y0, other.y1 - other.y0):
+            continue
+        gap = max(other.x0 - box.x1, box.x0 - other.x1, 0)
+        if gap <= 2 * (box.y1 - box.y0):
+            return True
+    return False

@@ -136,7 +136,9 @@ def _one_series(
     site: Site, ledger: Ledger, job: int, slices: list[_Slice], summary: DefaceSummary
 ) -> None:
     datasets = [s.dataset for s in slices]
-    decision = face_triage(datasets)
+    # Decided on the headers as received: de-identification removes the descriptions and
+    # the body part that say a series is a head.
+    decision = face_triage([s.original for s in slices])
     reason: str
     if decision.decision is FaceDecision.REVIEW:
         why = "; ".join(decision.reasons)

@@ -74,8 +74,12 @@ def redact_paths(
             _skip(summary, path, parsed.reason)
             continue
         dataset = pydicom.dcmread(io.BytesIO(data), force=True)
-        result = clean_pixels(
-            dataset, KnownValues.from_header(dataset), policy=policy, templates=templates
+        result = clean_pixels(  # headers are not touched here: the original is the copy
+            dataset,
+            KnownValues.from_header(dataset),
+            original=dataset,
+            policy=policy,
+            templates=templates,
         )
         summary.outcomes[result.outcome.value] += 1
         if result.outcome is PixelOutcome.HELD:

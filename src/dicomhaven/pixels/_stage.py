@@ -1,7 +1,9 @@
 """The pixel stage of the pipeline: an image's limited-access copy, made safe or held.
 
 It runs after the header stage, on the de-identified data set the header stage leaves on
-the object, for objects with pixel data:
+the object, for objects with pixel data. What to read is decided on the header as received
+(``PipelineObject.original_header``): the header stage removes the descriptions that say
+an image is a screen capture, a dose sheet or a head.
 
 - a slice of a head CT or MR volume is held until its whole series is defaced (defacing
   needs the volume, not one slice), and a picture rendered from a head is held for review;
@@ -99,7 +101,8 @@ class PixelStage:
         if obj.candidate is not None:
             return None  # the header stage offered a copy with no pixels: nothing to do here
         dataset = obj.dataset()  # already de-identified by the header stage
-        waits = head_volume_slice(dataset)
+        original = obj.original_header()  # as received: what triage decides on
+        waits = head_volume_slice(original)
         if waits is None and unchecked_content(dataset) not in (None, "pixel data"):
             waits = f"{unchecked_content(dataset)} kept beside the pixels is not read yet"
         if waits is not None:
@@ -108,6 +111,7 @@ class PixelStage:
         result = clean_pixels(
             dataset,
             patient_known_values(ctx.site_root, obj.pseudonym),
+            original=original,
             policy=self.policy,
             templates=_templates(ctx.site_root),
             trusted_device=_trusted(ctx.site_root, obj.device_id),

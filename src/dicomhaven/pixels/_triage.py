@@ -60,9 +60,18 @@ class Triage:
         return self.risk is Risk.HIGH
 
 
-def triage(header: Dataset, *, trusted_device: bool = False) -> Triage:
-    """Decide from the header alone whether an image's pixels may hold text."""
-    if "PixelData" not in header and "FloatPixelData" not in header:
+def triage(
+    header: Dataset, *, trusted_device: bool = False, has_pixels: bool | None = None
+) -> Triage:
+    """Decide from the header alone whether an image's pixels may hold text.
+
+    ``header`` should be the header as received: de-identification removes or cleans the
+    descriptions that mark a screen capture or a dose sheet. ``has_pixels`` says whether
+    the object has pixel data when ``header`` was read without it (None: look in it).
+    """
+    if has_pixels is None:
+        has_pixels = "PixelData" in header or "FloatPixelData" in header
+    if not has_pixels:
         return Triage(Risk.LOW, ("no pixel data",))
     reasons: list[str] = []
     modality = str(header.get("Modality", "")).upper()
