@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from dicomhaven import __version__
+from dicomhaven._console import printable, safe
 from dicomhaven.errors import ConfigError, DicomHavenError, SiteError
 
 __all__ = ["app", "main"]
@@ -230,6 +231,7 @@ def import_(
     if as_json:
         _print_json(summary.as_dict())
     else:
+        # Paths are the sender's choice: escaped for markup and control characters.
         out.print(
             f"Imported {summary.files} files ({summary.bytes / 1e6:.1f} MB) as job {summary.job_id}: "
             + ", ".join(f"{n} {k}" for k, n in sorted(summary.receipts.items()))
@@ -239,11 +241,11 @@ def import_(
                 "  outcomes: " + ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items()))
             )
         for path, reason in summary.rejected[:20]:
-            out.print(f"  rejected {path}: {reason}")
+            out.print(f"  rejected {safe(path)}: {safe(reason)}")
         if len(summary.rejected) > 20:
             out.print(f"  … and {len(summary.rejected) - 20} more rejected (see --json)")
         for path, reason in summary.unreadable:
-            err.print(f"  not received {path}: {reason}")
+            err.print(f"  not received {printable(path)}: {printable(reason)}")
     if summary.unreadable:
         raise typer.Exit(1)
 
@@ -268,19 +270,30 @@ def process(
 @app.command()
 def ledger(
     site_dir: SiteOption = DEFAULT_SITE,
-    deep: Annotated[bool, typer.Option("--deep", help="Also re-hash every intake file.")] = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also re-hash every intake file and check that no folder or file of the "
+            "site is open to group or others.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Print the ledger's counts and verify that every object is accounted for.
 
-    Exits 1 when an object is unaccounted for or the ledger is inconsistent.
+    Exits 1 when an object is unaccounted for or the ledger is inconsistent, or (with
+    --deep) when a folder or file of the site is open to group or others.
     """
     from dicomhaven.catalogue import make_engine
     from dicomhaven.ledger import Ledger
+    from dicomhaven.site import permission_problems
 
     site = _open(site_dir)
     book = Ledger(make_engine(site.database_url))
     report = book.verify(site.intake, check_content=deep)
+    if deep:  # a zone or file open to group or others breaks the restricted zones
+        report.problems.extend(permission_problems(site))
     if as_json:
         _print_json(report.as_dict() | {"reasons": book.rejections()})
     else:
@@ -290,10 +303,10 @@ def ledger(
         table.add_row("[bold]total", f"[bold]{report.total}")
         out.print(table)
         for reason, count in book.rejections():
-            out.print(f"  {count:>6}  {reason}")
+            out.print(f"  {count:>6}  {safe(reason)}")
         out.print(f"in flight: {report.in_flight}   unaccounted: {report.unaccounted}")
         for problem in report.problems:
-            err.print(f"  problem: {problem}")
+            err.print(f"  problem: {printable(problem)}")
         out.print("ledger consistent" if report.consistent else "ledger INCONSISTENT")
     if not report.consistent:
         raise typer.Exit(1)
@@ -705,6 +718,46 @@ def pseudonyms(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False)
             out.print(pseudonym)
 
 
+def _export_out(inputs: Sequence[Path], out_dir: Path, command: str) -> None:
+    """OUT must not lie inside an input folder: the run would read its own copies."""
+    resolved = out_dir.resolve()
+    for path in inputs:
+        if path.is_dir() and resolved.is_relative_to(path.resolve()):
+            raise ConfigError(f"{command}: OUT is inside the input folder {path}; choose another")
+
+
+def _run_export(
+    site: Any, safe: Any, command: str, target: str, token: str | None,
+    inputs: Sequence[Path], out_dir: Path, *, quiet: bool,
+) -> Any:  # fmt: skip
+    """Authorise (audited), run the safe path over the inputs, audit the counts."""
+    from dicomhaven.access import NotAuthenticated
+    from dicomhaven.deid._folder import audit_export, authorise_export, run_folder
+
+    try:
+        actor = authorise_export(site, token, target)
+    except NotAuthenticated as exc:
+        raise ConfigError(
+            f"{command} writes de-identified copies and needs a data manager's token: {exc}"
+        ) from None
+    with _progress(disabled=quiet) as bar:
+        task = bar.add_task(command, total=None)
+        summary = run_folder(safe, inputs, out_dir, progress=lambda n: bar.advance(task, n))
+    audit_export(site, actor, target, summary)
+    log.info(f"{command} finished", extra={"files": summary.files, "written": summary.written,
+             "held": len(summary.held), "skipped": len(summary.skipped)})  # fmt: skip
+    return summary
+
+
+def _print_export(summary: Any, out_dir: Path) -> None:
+    for path, step, reason, held_as in summary.held[:20]:
+        err.print(f"  held {path} ({step}): {reason} -> {out_dir / held_as}")
+    for path, step, reason in summary.skipped[:20]:
+        err.print(f"  skipped {path} ({step}): {reason}")
+    if len(summary.held) + len(summary.skipped) > 40:
+        err.print("  ... (--json lists every file)")
+
+
 @app.command()
 def deid(
     paths: Annotated[list[Path], typer.Argument(help="Input files or folders, then OUT last.")],
@@ -721,43 +774,66 @@ def deid(
             help="Project whose pseudonyms, UIDs and date offsets to use (default: the site's)."
         ),
     ] = None,
+    headers_only: Annotated[
+        bool,
+        typer.Option(
+            "--headers-only",
+            help="Do not read the pixels: each copy is marked 'pixels not checked' in its "
+            "De-identification Method and in the summary.",
+        ),
+    ] = False,
     site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """De-identify the headers of files or folders into OUT (the last argument).
+    """Make safe copies of files or folders into OUT (the last argument): the whole path.
 
-    Outputs are named OUT/<pseudonym>/<study UID>/<instance UID>.dcm. Pixel data is not
-    touched: images with burned-in text are not safe until the pixel stage has run.
-    Exit 1 when any file was skipped.
+    Each file's patient is found in the vault and their consent checked (a withdrawn
+    patient's files are skipped); headers are de-identified with the profile; pixels are
+    triaged on the header as received, read, blanked and verified, and head CT and MR
+    series defaced; every copy is then scanned on its own with the rules of the profile's
+    level. OUT/<pseudonym>/<study UID>/<instance UID>.dcm receives only copies that passed;
+    the rest go to OUT/held/ with a reason file each. Data managers only; audited.
+    Exit 0 when every file was written, 1 when any was held or skipped, 2 on bad usage.
     """
     from dicomhaven.deid import ProfileLayers, load_layers, load_profile
-    from dicomhaven.deid._folder import deidentify_paths
+    from dicomhaven.deid._safe_path import PixelCheck, SafePath
     from dicomhaven.identity import SITE_PROJECT
 
     inputs, out_dir = _inputs_and_out(paths, "deid")
+    _export_out(inputs, out_dir, "deid")
     chosen = load_profile(profile)
     profiles = load_layers(layers, chosen) if layers else ProfileLayers(chosen)
     site = _open(site_dir)
-    with _progress(disabled=as_json) as bar:
-        task = bar.add_task("de-identifying", total=None)
-        summary = deidentify_paths(
-            site, inputs, out_dir, profiles, project=project or SITE_PROJECT,
-            progress=lambda n: bar.advance(task, n),
-        )  # fmt: skip
-    log.info("deid finished", extra={"files": summary.files, "written": summary.written,
-                                     "profile": chosen.name, "profile_sha256": chosen.sha256})  # fmt: skip
+    pixels = PixelCheck.HEADERS_ONLY if headers_only else PixelCheck.CHECKED
+    safe = SafePath.for_site(
+        site.root, profiles=profiles, project=project or SITE_PROJECT, pixels=pixels,
+        templates=_site_templates(site) if not headers_only else None,
+    )  # fmt: skip
+    target = f"deid profile {chosen.name} project {project or SITE_PROJECT} ({pixels.value})"
+    summary = _run_export(site, safe, "deid", target, token, inputs, out_dir, quiet=as_json)
     if as_json:
         _print_json(summary.as_dict() | {"profile": chosen.name, "profile_sha256": chosen.sha256})
     else:
+        not_checked = (
+            f"; pixels NOT checked in {summary.pixels_not_checked} of them (--headers-only)"
+            if headers_only
+            else ""
+        )
         out.print(
             f"De-identified {summary.written} of {summary.files} files into {out_dir} with profile "
-            f"{chosen.name} (sha256 {chosen.sha256[:16]}); pixel data not yet checked for "
-            f"burned-in text in {summary.burned_in_unknown} of them"
+            f"{chosen.name} (sha256 {chosen.sha256[:16]}){not_checked}; {len(summary.held)} held "
+            f"in {out_dir / 'held'}, {len(summary.skipped)} skipped"
         )
-        for path, reason in summary.skipped[:20]:
-            err.print(f"  skipped {path}: {reason}")
-    if summary.skipped:
+        _print_export(summary, out_dir)
+    if not summary.complete:
         raise typer.Exit(1)
+
+
+def _site_templates(site: Any) -> Any:
+    from dicomhaven.pixels import TemplateStore
+
+    return TemplateStore(site.root / "templates")
 
 
 @app.command()
@@ -1204,46 +1280,57 @@ def redact(
         str, typer.Option(help="A second, independent engine that checks after blanking.")
     ] = "tesseract",
     frames: Annotated[
-        int, typer.Option(min=1, max=64, help="Frames of a clip to read (spread first to last).")
-    ] = 3,
-    templates: Annotated[
-        Path | None, typer.Option(help="A folder of device templates (a site's templates/).")
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Frames of a clip to read, spread first to last (default: all)."
+        ),
     ] = None,
+    templates: Annotated[
+        Path | None,
+        typer.Option(help="A folder of device templates (default: the site's templates/)."),
+    ] = None,
+    site_dir: SiteOption = DEFAULT_SITE,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make the pixels of files or folders safe into OUT (the last argument).
 
-    Burned-in text is found, blanked on every frame for good and checked by a second
-    engine; headers are not touched (see 'dicomhaven deid'). Outputs are named
-    OUT/<SOP Instance UID>.dcm. Exit 1 when any file could not be made safe.
+    The same path as 'dicomhaven deid' with the header step skipped: consent is checked,
+    burned-in text is found, blanked on every frame and checked by a second engine, head
+    series are defaced, and what OCR still reads in the copy is scanned. Headers are not
+    touched, so the copies identify their patient. Outputs are named OUT/<SOP Instance
+    UID>.dcm; the rest go to OUT/held/ with a reason file each. Data managers only; audited.
+    Exit 1 when any file could not be made safe.
     """
+    from dicomhaven.deid._safe_path import SafePath
     from dicomhaven.pixels import PixelPolicy, TemplateStore, engine_named
-    from dicomhaven.pixels._folder import redact_paths
 
     inputs, out_dir = _inputs_and_out(paths, "redact")
+    _export_out(inputs, out_dir, "redact")
     for name in (detector, verifier):
         try:
             engine_named(name)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    policy = PixelPolicy(detector=detector, verifier=verifier, frames_to_read=frames)
-    store = TemplateStore(templates) if templates is not None else None
-    with _progress(disabled=as_json) as bar:
-        task = bar.add_task("reading pixels", total=None)
-        summary = redact_paths(
-            inputs, out_dir, policy=policy, templates=store,
-            progress=lambda n: bar.advance(task, n),
-        )  # fmt: skip
-    log.info("redact finished", extra={"files": summary.files, **dict(summary.outcomes)})
+    chosen: dict[str, Any] = {"frames_to_read": frames} if frames is not None else {}
+    policy = PixelPolicy(detector=detector, verifier=verifier, **chosen)
+    site = _open(site_dir)
+    store = TemplateStore(templates) if templates is not None else _site_templates(site)
+    safe = SafePath.for_site(site.root, profiles=None, policy=policy, templates=store)
+    summary = _run_export(
+        site, safe, "redact", "redact (headers kept)", token, inputs, out_dir, quiet=as_json
+    )
     if as_json:
         _print_json(summary.as_dict())
     else:
-        counts = ", ".join(f"{n} {o}" for o, n in sorted(summary.outcomes.items()))
-        out.print(f"Read the pixels of {summary.files} files into {out_dir}: {counts or 'none'}")
-        for path, outcome, detail in summary.results:
-            if outcome in ("held", "skipped"):
-                err.print(f"  {outcome} {path}: {detail}")
-    if summary.held:
+        counts = ", ".join(f"{n} {o}" for o, n in sorted(summary.pixels.items()))
+        out.print(
+            f"Read the pixels of {summary.files} files into {out_dir}: {counts or 'none'} "
+            f"written; {len(summary.held)} held in {out_dir / 'held'}, "
+            f"{len(summary.skipped)} skipped"
+        )
+        _print_export(summary, out_dir)
+    if not summary.complete:
         raise typer.Exit(1)
 
 
@@ -1305,18 +1392,28 @@ def scan(
     Every element at any depth (private and binary ones included) is checked: patterns (NHS
     and CHI numbers, postcodes, phone numbers, e-mail, dates), person names, UIDs that the
     de-identifier did not make, watched attributes, and each file's own patient values. Every
-    finding names the rule that decided it. Exit status 1 when a file fails.
+    finding names the rule that decided it. Exit status 1 when a file fails or an entry
+    could not be read (a link loop, a FIFO, no permission).
     """
     from dicomhaven.scan import Scanner, load_rules
+    from dicomhaven.scan._detect import local_number_pattern
     from dicomhaven.scan._review import review_rules_path
+    from dicomhaven.settings import Settings
 
     if level not in ("limited-access", "publication"):
         raise ConfigError(f"--level is limited-access or publication, not '{level}'")
+    from dicomhaven.collect import Unreadable, iter_entries
+
     files: list[Path] = []
-    for path in _existing(paths, "scan"):
-        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    unreadable: list[Unreadable] = []
+    for entry in iter_entries(_existing(paths, "scan")):
+        if isinstance(entry, Unreadable):
+            unreadable.append(entry)
+        else:
+            files.append(entry)
     rule_files = list(rules or [])
     known_for = None
+    made_uid: Callable[[str], bool] | None = None
     if site_dir is not None:
         from dicomhaven.scan._stage import gate_services
 
@@ -1326,7 +1423,12 @@ def scan(
         rule_files += [site.root / p for p in site.settings.scan_rules]
         services = gate_services(site.root)
         known_for = lambda pseudonym: services.known(pseudonym, None)  # noqa: E731 - the vault's values
-    scanner = Scanner(load_rules(rule_files, level=level), ocr=ocr, known_for=known_for)
+        made_uid = services.made_uid  # 2.25 UIDs checked against the site's project keys
+    shapes = (site.settings if site_dir is not None else Settings()).hospital_number_patterns
+    scanner = Scanner(
+        load_rules(rule_files, level=level), ocr=ocr, known_for=known_for, made_uid=made_uid,
+        local_numbers=local_number_pattern(shapes),
+    )  # fmt: skip
     results = []
     with _progress(disabled=as_json or len(files) < 20) as bar:
         task = bar.add_task("scanning", total=len(files))
@@ -1338,18 +1440,26 @@ def scan(
         _print_json({
             "files": len(results), "failed": failed,
             "results": [{"path": str(f), **r.as_dict()} for f, r in results],
+            "unreadable": [{"path": str(u.path), "reason": u.reason} for u in unreadable],
         })  # fmt: skip
     else:
+        # File names and rule names are printed as they are, never as markup or controls.
         for file, result in results:
             if result.error:
-                out.print(f"{file}: ERROR {result.error}")
+                out.print(f"{safe(file)}: ERROR {safe(result.error)}")
             for f in result.findings:
                 out.print(
-                    f"{file}: {f.action.value.upper():<6} {f.rule} ({f.detector.value}) at "
-                    f"{f.tag_path} {f.keyword} value shaped {f.shape!r}"
+                    f"{safe(file)}: {f.action.value.upper():<6} {safe(f.rule)} "
+                    f"({f.detector.value}) at {safe(f.tag_path)} {safe(f.keyword)} value shaped "
+                    f"{safe(repr(f.shape))}"
                 )
-        out.print(f"{len(results)} files scanned, {failed} failed")
-    if failed:
+        for entry in unreadable:
+            err.print(f"{printable(entry.path)}: not scanned: {printable(entry.reason)}")
+        out.print(
+            f"{len(results)} files scanned, {failed} failed"
+            + (f", {len(unreadable)} not readable" if unreadable else "")
+        )
+    if failed or unreadable:
         raise typer.Exit(1)
 
 
@@ -1589,19 +1699,28 @@ def release(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: runs the app and turns dicomhaven errors into messages and exit codes."""
-    from dicomhaven.catalogue import dispose_engines
+    """Entry point: runs the app and turns dicomhaven errors into messages and exit codes.
 
+    The process runs with umask 077 (``site.SITE_UMASK``), so every file any stage writes
+    (held copies, renders, logs, the catalogue) is owner-only; the old umask is put back
+    on return, for callers that run several commands in one process.
+    """
+    import os
+
+    from dicomhaven.catalogue import dispose_engines
+    from dicomhaven.site import SITE_UMASK
+
+    previous_umask = os.umask(SITE_UMASK)
     try:
         app(args=list(argv) if argv is not None else None, prog_name="dicomhaven")
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except (ConfigError, SiteError) as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {printable(exc)}")
         return 2
     except DicomHavenError as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {printable(exc)}")
         return 1
     except Exception as exc:
         # Never a traceback on the console: its text may quote a value from a file. The log
@@ -1611,6 +1730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70
     finally:
         dispose_engines()
+        os.umask(previous_umask)
     return 0
 
 

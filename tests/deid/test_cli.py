@@ -8,10 +8,17 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from dicomhaven.access import Role, Users
+from dicomhaven.catalogue import make_engine
 from dicomhaven.cli import main
 from dicomhaven.identity import PatientIdentifier, Scheme
 from dicomhaven.site import Site
 from tests.synth.generated import GeneratedSite
+
+
+def manager_token(site: Site) -> str:
+    """A data manager's token: deid writes copies only for one (see test_deid_safe_path)."""
+    return Users(make_engine(site.database_url)).add("dana", Role.DATA_MANAGER, by="(test)")
 
 
 def test_deid_folder_through_the_vault(
@@ -21,14 +28,20 @@ def test_deid_folder_through_the_vault(
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "junk.txt").write_text("not dicom")
     args = ["deid", str(synth_site.root / "export"), str(tmp_path / "in"), str(out),
-            "--profile", "limited-access", "--site", str(sqlite_site.root), "--json"]  # fmt: skip
+            "--profile", "limited-access", "--site", str(sqlite_site.root), "--json",
+            "--headers-only", "--token", manager_token(sqlite_site)]  # fmt: skip
     assert main(args) == 1  # the junk file was skipped
     summary = json.loads(capsys.readouterr().out)
     assert summary["written"] == len(synth_site.key.files)
     assert [s["reason"][:7] for s in summary["skipped"]] == ["not DIC"]
+    assert summary["held"] == []
+    assert summary["pixels_not_checked"] == sum(
+        1 for r in synth_site.key.files if r.kind.value != "sr"
+    )
     results = summary["results"]
     assert len(results) == summary["files"] == len(synth_site.key.files) + 1
     assert {r["status"] for r in results} == {"written", "skipped"}
+    assert not (out / "held").exists()
     for result in results:
         if result["status"] == "written":
             assert (out / result["output"]).is_file()
@@ -52,9 +65,10 @@ def test_deid_with_a_project_uses_project_pseudonyms(
     sqlite_site: Site, synth_site: GeneratedSite, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     record = synth_site.key.files[0]
+    token = manager_token(sqlite_site)
     for project, out in (("alpha", tmp_path / "a"), ("beta", tmp_path / "b")):
         args = ["deid", str(synth_site.root / record.path), str(out), "--project", project,
-                "--site", str(sqlite_site.root)]  # fmt: skip
+                "--site", str(sqlite_site.root), "--headers-only", "--token", token]  # fmt: skip
         assert main(args) == 0
     (a,) = (tmp_path / "a").rglob("*.dcm")
     (b,) = (tmp_path / "b").rglob("*.dcm")

@@ -25,6 +25,7 @@ class Action(StrEnum):
     PURGE = "purge"
     REVIEW_TEMPLATES = "review-templates"
     REVIEW_OUTPUTS = "review-outputs"  # trust devices, decide findings, release held copies
+    EXPORT_COPIES = "export-copies"  # deid and redact: write safe copies of a folder elsewhere
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -37,4 +38,5 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.PURGE: frozenset({Role.DATA_MANAGER}),
     Action.REVIEW_TEMPLATES: frozenset({Role.DATA_MANAGER}),
     Action.REVIEW_OUTPUTS: frozenset({Role.DATA_MANAGER}),
+    Action.EXPORT_COPIES: frozenset({Role.DATA_MANAGER}),
 }
