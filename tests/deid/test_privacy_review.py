@@ -213,3 +213,18 @@ def test_kept_private_text_is_cleaned_like_public_text(tmp_path: Path) -> None:
         assert kept[0x01].value == "Scan of *** ***", path
         assert CANARY_NHS.encode() not in out and b"Canary" not in out, path
         assert kept[0x03].value == "2.5", path
+
+
+# --- issue 22 #1: a padded hospital number ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_a_hospital_number_with_trailing_junk_is_cut_from_free_text(
+    name: str, tmp_path: Path
+) -> None:
+    ds = Dataset()
+    ds.PatientID = "ZZ91139748\x00junk"  # PACS padding and a vendor's artefact after the NUL
+    ds.StudyDescription = "review ZZ91139748 Todd"
+    ds.AdditionalPatientHistory = "Hosp no ZZ-9113-9748, NHS pending"
+    for path, out in _both(_file(ds), load_profile(name), tmp_path).items():
+        assert b"ZZ91139748" not in out and b"ZZ-9113-9748" not in out, path

@@ -12,11 +12,13 @@ and path, but loses its user information, query and fragment (``?patientID=...``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dicomhaven.identity import is_valid_chi_number, is_valid_nhs_number
+from dicomhaven.identity._forms import known_forms
 
 __all__ = ["MASK", "TextCleaner"]
 
@@ -43,6 +45,7 @@ _URL = re.compile(
     r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?:[^\s/?#@]*@)?(?P<rest>[^\s?#]*)(?:\?[^\s#]*)?(?:#\S*)?"
 )
 _PATTERNS = (_EMAIL, _WORD_DATE, _DATE, _TITLED_NAME, _POSTCODE, _PHONE)
+_SEPARATORS = re.compile(r"[\s\-./]+")
 _MIN_KNOWN = 3  # known values shorter than this would cut ordinary words
 
 
@@ -51,6 +54,18 @@ def _number_mask(match: re.Match[str]) -> str:
     if is_valid_nhs_number(text) or is_valid_chi_number(text):
         return MASK
     return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_pattern(value: str) -> re.Pattern[str]:
+    """A known value as a whole word, ignoring case; a number (four digits or more) also
+    with separators written between its characters (``ZZ-9113-9748``, ``943 476 5919``)."""
+    compact = _SEPARATORS.sub("", value)
+    if sum(c.isdigit() for c in compact) >= 4 and compact.isalnum():
+        body = r"[\s\-./]?".join(re.escape(c) for c in compact)
+    else:
+        body = re.escape(value)
+    return re.compile(rf"(?<![A-Za-z0-9]){body}(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -62,14 +77,16 @@ class TextCleaner:
     @classmethod
     def for_values(cls, values: Iterable[str], names: Iterable[str] = ()) -> TextCleaner:
         """From known values such as ``SMITH^JOHN`` (split into parts) or ``ZZ91234567``, and
-        the patient's own ``names``, whose parts are cut whatever their length."""
+        the patient's own ``names``, whose parts are cut whatever their length. Values are
+        read in every form DICOM lets them take (:func:`~dicomhaven.identity.known_forms`:
+        padding and what follows a NUL dropped, numbers also without separators)."""
         parts: set[str] = set()
-        for value in values:
-            for part in re.split(r"[\^=\s,]+", value):
+        for value in known_forms(values):
+            for part in (value, *re.split(r"[\^=\s,]+", value)):
                 part = part.strip()
                 if len(part) >= _MIN_KNOWN:
                     parts.add(part)
-        for name in names:
+        for name in known_forms(names):
             parts.update(p for p in re.split(r"[\^=\s,]+", name) if p.strip())
         # Longest first, so "SMITHSON" is cut whole before "SMITH" could be.
         return cls(tuple(sorted(parts, key=lambda p: (-len(p), p))))
@@ -81,11 +98,7 @@ class TextCleaner:
         match random bytes."""
         if _NUMBER10.sub(_number_mask, text) != text:
             return True
-        return any(
-            re.search(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])", text, re.IGNORECASE)
-            for v in self.known
-            if len(v) >= 4
-        )
+        return any(_known_pattern(v).search(text) for v in self.known if len(v) >= 4)
 
     def clean(self, text: str) -> str:
         cleaned = _URL.sub(lambda m: m.group("scheme") + m.group("rest"), text)
@@ -99,10 +112,5 @@ class TextCleaner:
         pattern (a date's shape, say) would match a real code."""
         cleaned = text
         for value in self.known:
-            cleaned = re.sub(
-                rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])",
-                MASK,
-                cleaned,
-                flags=re.IGNORECASE,
-            )
+            cleaned = _known_pattern(value).sub(MASK, cleaned)
         return cleaned

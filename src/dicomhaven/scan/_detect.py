@@ -118,7 +118,8 @@ class KnownIdentifiers:
     def _name_tokens(self) -> frozenset[str]:
         tokens: set[str] = set()
         for name in self.names:
-            tokens.update(_WORD.findall(name.upper().replace("^", " ")))
+            words = _WORD.findall(name.upper().replace("^", " "))
+            tokens.update(w for w in words if any(c.isalpha() for c in w))
         return frozenset(tokens)
 
     @functools.cached_property
@@ -147,7 +148,9 @@ class KnownIdentifiers:
         return tuple(_date_pattern(d) for d in self.dates)
 
 
-_WORD = re.compile(r"[A-Z][A-Z'\-]*[A-Z]|[A-Z]")
+#: A word for the leak check: letters and digits together ("CT1" is one word, so a name part
+#: "CT" is not found in "CT01").
+_WORD = re.compile(r"[A-Z0-9][A-Z0-9'\-]*[A-Z0-9]|[A-Z0-9]")
 _WORD_SPANS = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
 
 _NUMBER_10 = re.compile(r"(?<![\d])\d{3}[ \-]?\d{3}[ \-]?\d{4}(?![\d])")
