@@ -751,9 +751,10 @@ def _run_export(
 
 def _print_export(summary: Any, out_dir: Path) -> None:
     for path, step, reason, held_as in summary.held[:20]:
-        err.print(f"  held {path} ({step}): {reason} -> {out_dir / held_as}")
+        err.print(f"  held {printable(path)} ({step}): {printable(reason)} -> "
+                  f"{printable(out_dir / held_as)}")  # fmt: skip
     for path, step, reason in summary.skipped[:20]:
-        err.print(f"  skipped {path} ({step}): {reason}")
+        err.print(f"  skipped {printable(path)} ({step}): {printable(reason)}")
     if len(summary.held) + len(summary.skipped) > 40:
         err.print("  ... (--json lists every file)")
 
@@ -821,9 +822,9 @@ def deid(
             else ""
         )
         out.print(
-            f"De-identified {summary.written} of {summary.files} files into {out_dir} with profile "
+            f"De-identified {summary.written} of {summary.files} files into {safe(out_dir)} with profile "
             f"{chosen.name} (sha256 {chosen.sha256[:16]}){not_checked}; {len(summary.held)} held "
-            f"in {out_dir / 'held'}, {len(summary.skipped)} skipped"
+            f"in {safe(out_dir / 'held')}, {len(summary.skipped)} skipped"
         )
         _print_export(summary, out_dir)
     if not summary.complete:
@@ -1325,8 +1326,8 @@ def redact(
     else:
         counts = ", ".join(f"{n} {o}" for o, n in sorted(summary.pixels.items()))
         out.print(
-            f"Read the pixels of {summary.files} files into {out_dir}: {counts or 'none'} "
-            f"written; {len(summary.held)} held in {out_dir / 'held'}, "
+            f"Read the pixels of {summary.files} files into {safe(out_dir)}: {counts or 'none'} "
+            f"written; {len(summary.held)} held in {safe(out_dir / 'held')}, "
             f"{len(summary.skipped)} skipped"
         )
         _print_export(summary, out_dir)
@@ -1701,14 +1702,13 @@ def release(
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns dicomhaven errors into messages and exit codes.
 
-    The process runs with umask 077 (``site.SITE_UMASK``), so every file any stage writes
+    The process runs with umask 077 (``SITE_UMASK``), so every file any stage writes
     (held copies, renders, logs, the catalogue) is owner-only; the old umask is put back
     on return, for callers that run several commands in one process.
     """
     import os
 
-    from dicomhaven.catalogue import dispose_engines
-    from dicomhaven.site import SITE_UMASK
+    from dicomhaven._modes import SITE_UMASK
 
     previous_umask = os.umask(SITE_UMASK)
     try:
@@ -1729,7 +1729,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"internal error ({type(exc).__name__}); please report it with the site's log")
         return 70
     finally:
-        dispose_engines()
+        if "dicomhaven.catalogue" in sys.modules:  # only a command that opened a database
+            sys.modules["dicomhaven.catalogue"].dispose_engines()
         os.umask(previous_umask)
     return 0
 

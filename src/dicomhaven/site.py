@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dicomhaven._modes import FILE_MODE, FOLDER_MODE, SITE_UMASK
 from dicomhaven.errors import SiteError
 from dicomhaven.identity import (
     SITE_PROJECT,
@@ -60,9 +61,6 @@ ZONES = ("keys", "intake", "vault", "store", "quarantine", "catalogue", "exports
 RESTRICTED_ZONES = frozenset({"keys", "intake", "vault"})
 SITE_KEY_BYTES = 32
 VAULT_KEY_ENV = "DICOMHAVEN_VAULT_KEY"
-FOLDER_MODE = 0o700  # owner only
-FILE_MODE = 0o600
-SITE_UMASK = 0o077  # what the command line and the pipeline's workers run with
 _OTHERS = 0o077  # group and other bits: none may be set anywhere in a site
 _MAX_MODE_PROBLEMS = 20
 

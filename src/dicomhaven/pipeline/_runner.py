@@ -140,7 +140,7 @@ class ProcessExecutor:
 
 
 #: Workers write owner-only files (mode 0600, folders 0700) whatever their parent's umask:
-#: they write held copies, renders and intake files. Kept equal to ``site.SITE_UMASK``.
+#: they write held copies, renders and intake files. Kept equal to ``dicomhaven._modes.SITE_UMASK``.
 WORKER_UMASK = 0o077
 
 
