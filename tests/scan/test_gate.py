@@ -156,25 +156,29 @@ def test_a_new_device_is_held_until_trusted_and_a_failed_scan_revokes_its_trust(
     assert consistent(site)
 
     # 3. The profile is weakened; the next copy of the trusted device fails its scan: held,
-    #    and the device's trust is revoked at once (audited).
+    #    and the trust of the device's objects of that kind is revoked at once (audited once).
     site = weakened(site, "institution-kept")
     import_paths(site, [batch(synth_site, FileKind.CT, 1, tmp_path / "b2")])
     second = [o for o in rows(site) if o.id > first[-1].id]
     assert {o.status for o in second} == {"quarantined"}
     assert all(o.reason.startswith("scan failed: ") for o in second)
-    assert (
-        DeviceRegistry(make_engine(site.database_url)).get(device.id).state is DeviceState.REVOKED
-    )
+    registry = DeviceRegistry(make_engine(site.database_url))
+    assert registry.get(device.id).state is DeviceState.TRUSTED  # its other kinds
+    kinds = {r.kind for r in registry.revocations(device.id)}
+    assert kinds == {  # the batch's original and derived slices: each kind revoked once
+        "CT:CTImageStorage:ORIGINAL/PRIMARY/AXIAL", "CT:CTImageStorage:DERIVED/SECONDARY/AXIAL"
+    }  # fmt: skip
     with make_sessionmaker(make_engine(site.database_url))() as session:
         actions = [e.action for e in session.scalars(select(AuditEntry))]
-    assert "revoke-device" in actions
+    assert actions.count("revoke-device-kind") == len(kinds)
 
-    # 4. Profile mended: the device's next copies are clean but held, its trust being revoked.
+    # 4. Profile mended: the device's next copies of that kind are clean but held.
     site = reconfigure(site, device_gate="true")
     import_paths(site, [batch(synth_site, FileKind.CT, 2, tmp_path / "b3")])
     third = [o for o in rows(site) if o.id > second[-1].id]
     assert {o.reason for o in third} == {
-        f"device {device.id} is revoked: held until a data manager trusts it"
+        f"device {device.id} kind {kind} is revoked: held until a data manager trusts it"
+        for kind in kinds
     }
     assert consistent(site)
 

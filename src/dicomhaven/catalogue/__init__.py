@@ -32,7 +32,13 @@ from dicomhaven.catalogue._pull_models import (
     PullJob,
     PullState,
 )
-from dicomhaven.catalogue._scan_models import Device, DeviceState, GateHold, ScanFinding
+from dicomhaven.catalogue._scan_models import (
+    Device,
+    DeviceState,
+    GateHold,
+    KindRevocation,
+    ScanFinding,
+)
 
 __all__ = [
     "CATALOGUE",
@@ -48,6 +54,7 @@ __all__ = [
     "ItemState",
     "Job",
     "JobState",
+    "KindRevocation",
     "LedgerEvent",
     "LedgerObject",
     "ObjectKind",

@@ -1,4 +1,5 @@
-"""Catalogue tables of the scanner and the release gate: devices and their trust, findings.
+"""Catalogue tables of the scanner and the release gate: devices and their trust (by kind of
+object, too), findings.
 
 Neither holds a value from a file: devices are named by a keyed hash (their serial number
 and station name are sealed in the vault), and a finding keeps its value's shape only.
@@ -9,18 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dicomhaven.catalogue._models import Base
 
-__all__ = ["Device", "DeviceState", "GateHold", "ScanFinding"]
+__all__ = ["Device", "DeviceState", "GateHold", "KindRevocation", "ScanFinding"]
 
 
 class DeviceState(StrEnum):
     UNTRUSTED = "untrusted"  # new: its outputs are held until a data manager trusts it
     TRUSTED = "trusted"  # reviewed: its outputs are released when their scans are clean
-    REVOKED = "revoked"  # a scan failed on its output: held again until trusted again
+    REVOKED = "revoked"  # a data manager stopped trusting it: held again until trusted again
 
 
 class Device(Base):
@@ -38,6 +39,21 @@ class Device(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     changed_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class KindRevocation(Base):
+    """One kind of object (``scan.object_kind``) of a trusted device whose trust was revoked:
+    a scan failed on one of them, or a data manager revoked it. The device's other kinds
+    stay trusted; trusting the kind (or the whole device) again deletes the row."""
+
+    __tablename__ = "device_kind_revocations"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(128), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(16))  # the review group that caused it, or ""
+    cause: Mapped[str] = mapped_column(Text)  # rule and attribute, or the manager's reason
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    by: Mapped[str] = mapped_column(String(64))
 
 
 class ScanFinding(Base):
@@ -67,6 +83,8 @@ class GateHold(Base):
 
     object_id: Mapped[int] = mapped_column(ForeignKey("ledger_objects.id"), primary_key=True)
     device_id: Mapped[str] = mapped_column(String(24), index=True)
+    #: The object's kind (``scan.object_kind``); "" for copies held before kinds were kept.
+    kind: Mapped[str] = mapped_column(String(128), server_default=text("''"))
     path: Mapped[str] = mapped_column(String(255))  # under quarantine/ and store/
     release_reason: Mapped[str] = mapped_column(Text)  # the reason given when released
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

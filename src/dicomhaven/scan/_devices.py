@@ -4,8 +4,14 @@ A device is what made an image: Manufacturer, Model, Device Serial Number, Stati
 Software Versions. Data from a new device is not understood yet (where does it hide names?
 what does its private block hold?), so a new device starts **untrusted** and its outputs
 are held until a data manager has looked at a sample (scan report and pixel renders) and
-trusted it. A scan that fails on a trusted device's output **revokes** the trust at once,
-so the next outputs are held too.
+trusted it.
+
+Trust is revoked **by kind** of object (:func:`object_kind`: modality, SOP Class, Image
+Type): a scan that fails on a trusted device's output revokes the trust of that device's
+outputs of that kind at once, so its next outputs of the kind are held too, while its other
+kinds stay trusted and keep being released. A data manager trusts a kind again, or the
+whole device (every kind), and can trust or revoke many devices in one decision
+(:func:`change_trust`, by manufacturer, model and software).
 
 The catalogue keeps the device's id (a keyed hash of the five attributes), its
 manufacturer, model and software (shown in reviews), and its state; the serial number and
@@ -16,25 +22,90 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Engine, func, select
+from pydicom.uid import UID
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhaven.catalogue import make_sessionmaker
-from dicomhaven.catalogue._scan_models import Device, DeviceState
-from dicomhaven.errors import ConfigError
+from dicomhaven.catalogue._scan_models import Device, DeviceState, GateHold, KindRevocation
+from dicomhaven.errors import ConfigError, DicomHavenError
 
 if TYPE_CHECKING:
     from dicomhaven.identity import Vault
 
-__all__ = ["SYSTEM_ACTOR", "DeviceIdentity", "DeviceRecord", "DeviceRegistry"]
+__all__ = [
+    "SYSTEM_ACTOR",
+    "DeviceIdentity",
+    "DeviceRecord",
+    "DeviceRegistry",
+    "DeviceSelection",
+    "RevokedKind",
+    "TrustAction",
+    "TrustChange",
+    "change_trust",
+    "object_kind",
+]
 
 SYSTEM_ACTOR = "dicomhaven"  # who changes a state when no person did (a failed scan)
+
+
+#: Image Type's third value, kept in a kind when it is one of these terms (the standard's
+#: defined terms and common vendor ones); any other value becomes ``OTHER``, so a kind is
+#: made of vocabulary only and never holds free text from a file.
+_IMAGE_FLAVOURS = frozenset({
+    "AXIAL", "LOCALIZER", "SCREEN SAVE", "DOSE INFO", "DOSE REPORT", "OTHER", "MPR", "MIP",
+    "PROJECTION IMAGE", "REFORMATTED", "VOLUME", "SINGLE PLANE", "BIPLANE A", "BIPLANE B",
+    "ANGIO", "CARDIAC", "DYNAMIC", "PERFUSION", "DIFFUSION", "STATIC", "WHOLE BODY",
+    "FLUOROSCOPY", "ABDOMINAL", "BREAST", "VASCULAR", "OBSTETRICAL", "GYNECOLOGICAL",
+    "PELVIC", "SMALL PARTS", "M", "P", "ND", "NORM", "T1 MAP", "T2 MAP", "DERIVED",
+    "SUBTRACTION", "RECON", "SCOUT", "TOMO", "COMBO", "SECONDARY", "PRIMARY",
+})  # fmt: skip
+_MODALITY = re.compile(r"[A-Z0-9_ ]{1,16}")
+
+
+def _values(header: Dataset, keyword: str) -> list[str]:
+    value = header.get(keyword)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip().upper() for v in value.split("\\")]
+    return [str(v).strip().upper() for v in value]
+
+
+def object_kind(header: Dataset) -> str:
+    """An object's kind, as the release gate decides trust on it: its Modality, its SOP
+    Class (by the standard's keyword) and Image Type's first three values, for example
+    ``CT:CTImageStorage:ORIGINAL/PRIMARY/AXIAL`` or
+    ``CT:SecondaryCaptureImageStorage:DERIVED/SECONDARY/SCREEN_SAVE``.
+
+    Cheap (three attributes of the leading header) and free of identifiers: every part is
+    vocabulary (a Modality in the CS character set, a registered SOP Class's keyword or
+    ``private``, Image Type's enumerated values 1 and 2 and a known term for value 3; any
+    other value is ``OTHER``), never a UID or free text from the file."""
+    modality = _text(header, "Modality").upper()
+    if not modality:
+        modality = "-"
+    elif not _MODALITY.fullmatch(modality):
+        modality = "OTHER"
+    uid = str(header.get("SOPClassUID", "") or "").strip()
+    sop = "-"
+    if uid:
+        sop = UID(uid).keyword if UID(uid).type == "SOP Class" else ""
+        sop = sop or "private"
+    allowed = ({"ORIGINAL", "DERIVED"}, {"PRIMARY", "SECONDARY"}, _IMAGE_FLAVOURS)
+    image_type = [
+        (value if value in terms else "OTHER").replace(" ", "_")
+        for value, terms in zip(_values(header, "ImageType"), allowed, strict=False)
+    ]
+    return f"{modality}:{sop}:{'/'.join(image_type) or '-'}"
 
 
 def _text(header: Dataset, keyword: str) -> str:
@@ -118,6 +189,24 @@ def _record(row: Device) -> DeviceRecord:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class RevokedKind:
+    """A kind of a device's objects whose trust was revoked, and why."""
+
+    device_id: str
+    kind: str
+    group_id: str  # the review group whose failure revoked it ("" when a person did)
+    cause: str
+    at: datetime
+    by: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "group": self.group_id, "cause": self.cause,
+            "at": self.at.isoformat(), "by": self.by,
+        }  # fmt: skip
+
+
 def _clip(text: str) -> str:
     return text[:64]
 
@@ -185,8 +274,218 @@ class DeviceRegistry:
             row.reason = reason
             return True
 
+    def matching(
+        self, manufacturer: str | None, model: str | None, software: str | None
+    ) -> list[DeviceRecord]:
+        """The devices whose manufacturer, model and software are those given (each compared
+        exactly, as ``dicomhaven devices list`` shows them; one not given matches any)."""
+        query = select(Device).order_by(Device.first_seen, Device.id)
+        for column, value in (
+            (Device.manufacturer, manufacturer), (Device.model, model),
+            (Device.software, software),
+        ):  # fmt: skip
+            if value is not None:
+                query = query.where(column == _clip(value))
+        with self._sessions() as session:
+            return [_record(r) for r in session.scalars(query)]
+
+    def kind_revoked(self, device_id: str, kind: str) -> bool:
+        with self._sessions() as session:
+            return session.get(KindRevocation, (device_id, kind)) is not None
+
+    def revoke_kind(self, device_id: str, kind: str, *, group_id: str, cause: str, by: str) -> bool:
+        """Revoke the trust of one kind of a device's objects; False when it already was
+        (by this worker or another one: the row's key decides who did it, once)."""
+        if self.kind_revoked(device_id, kind):
+            return False
+        try:
+            with self._sessions.begin() as session:
+                session.add(
+                    KindRevocation(
+                        device_id=device_id, kind=kind[:128], group_id=group_id[:16],
+                        cause=cause, at=datetime.now(UTC), by=by[:64],
+                    )
+                )  # fmt: skip
+        except IntegrityError:
+            return False  # another worker revoked it first
+        return True
+
+    def trust_kinds(self, device_id: str, kind: str | None = None) -> int:
+        """Lift the revocation of one kind (or of every kind) of a device; how many."""
+        query = delete(KindRevocation).where(KindRevocation.device_id == device_id)
+        if kind is not None:
+            query = query.where(KindRevocation.kind == kind)
+        with self._sessions.begin() as session:
+            return int(session.execute(query).rowcount or 0)  # type: ignore[attr-defined]
+
+    def revocations(self, device_id: str | None = None) -> list[RevokedKind]:
+        query = select(KindRevocation).order_by(KindRevocation.device_id, KindRevocation.at)
+        if device_id is not None:
+            query = query.where(KindRevocation.device_id == device_id)
+        with self._sessions() as session:
+            return [
+                RevokedKind(r.device_id, r.kind, r.group_id, r.cause, r.at, r.by)
+                for r in session.scalars(query)
+            ]
+
+    def held_by_kind(self, device_id: str | None = None) -> dict[tuple[str, str], int]:
+        """How many copies the gate holds, by device and kind."""
+        query = select(GateHold.device_id, GateHold.kind, func.count()).group_by(
+            GateHold.device_id, GateHold.kind
+        )
+        if device_id is not None:
+            query = query.where(GateHold.device_id == device_id)
+        with self._sessions() as session:
+            return {(d, k): int(n) for d, k, n in session.execute(query)}
+
     def attributes(self, device_id: str) -> dict[str, str]:
         """The sealed attributes (serial number, station): for data managers only."""
         if self._vault is None:
             return {}
         return self._vault.device_attributes(device_id)
+
+
+class TrustAction(StrEnum):
+    TRUST = "trust"
+    REVOKE = "revoke"
+
+
+@dataclass(frozen=True)
+class DeviceSelection:
+    """Which devices one trust decision is about: one device by its id, or every device
+    whose manufacturer (model, software) match, or explicitly every device. Never all of
+    them by accident: an empty selection is refused."""
+
+    device: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    software: str | None = None
+    every: bool = False
+
+    def __post_init__(self) -> None:
+        selectors = (self.manufacturer, self.model, self.software)
+        bulk = any(v is not None for v in selectors)
+        if sum((self.device is not None, bulk, self.every)) != 1:
+            raise ConfigError(
+                "name one device (DEVICE), or select devices with --manufacturer, --model "
+                "and --software, or pass --all; got "
+                + ("none of them" if not (self.device or bulk or self.every) else "several")
+            )
+        if any(v is not None and not v.strip() for v in selectors):
+            raise ConfigError("--manufacturer, --model and --software need a value")
+
+    @property
+    def bulk(self) -> bool:
+        return self.device is None
+
+    def describe(self) -> str:
+        if self.device is not None:
+            return self.device
+        if self.every:
+            return "all devices"
+        named = (
+            ("manufacturer", self.manufacturer), ("model", self.model),
+            ("software", self.software),
+        )  # fmt: skip
+        return ", ".join(f"{k}={v}" for k, v in named if v is not None)
+
+
+@dataclass(frozen=True)
+class TrustChange:
+    """What one trust decision did: the devices it matched, and those it changed."""
+
+    action: TrustAction
+    kind: str | None
+    devices: tuple[str, ...]
+    changed: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value, "kind": self.kind, "devices": list(self.devices),
+            "count": len(self.devices), "changed": list(self.changed),
+        }  # fmt: skip
+
+
+def change_trust(
+    engine: Engine,
+    token: str | None,
+    selection: DeviceSelection,
+    action: TrustAction,
+    *,
+    reason: str,
+    kind: str | None = None,
+) -> TrustChange:
+    """Trust or revoke the selected devices (or one kind of them) in one decision: for data
+    managers (``review-outputs``), decided here, so that every face refuses the same way.
+
+    The decision is audited once, naming every device id and their count; a refusal is
+    audited too. Trusting a device trusts every kind of it (the revocations by kind are
+    lifted); with ``kind``, only that kind's revocation is lifted (the device must be
+    trusted already) or, revoking, only that kind is revoked. A bulk selection that matches
+    no device is refused. Held copies are released by ``dicomhaven release``.
+    """
+    from dicomhaven.access import PERMISSIONS, Action, Users
+
+    if not reason.strip():
+        raise ConfigError("a trust decision needs a reason (--reason)")
+    users = Users(engine)
+    actor = users.authenticate(token)
+    verb = action.value + (f" kind {kind}" if kind else "")
+    if actor.role not in PERMISSIONS[Action.REVIEW_OUTPUTS]:  # refused (and audited) first
+        users.authorise(
+            actor, Action.REVIEW_OUTPUTS, target=selection.describe()[:128],
+            reason=f"{verb}: {reason}",
+        )  # fmt: skip
+    registry = DeviceRegistry(engine)
+    if selection.device is not None:
+        records = [registry.get(selection.device)]
+    elif selection.every:
+        records = registry.all()
+    else:
+        records = registry.matching(selection.manufacturer, selection.model, selection.software)
+    if not records:
+        raise DicomHavenError(
+            f"no device matches {selection.describe()}: nothing was changed; see "
+            "'dicomhaven devices list' for each device's manufacturer, model and software"
+        )
+    if action is TrustAction.TRUST and kind is not None:
+        untrusted = [r.id for r in records if r.state is not DeviceState.TRUSTED]
+        if not selection.bulk and untrusted:
+            raise ConfigError(
+                f"device {untrusted[0]} is {records[0].state.value}: trust the device "
+                "(every kind) with 'dicomhaven devices trust DEVICE', not one kind"
+            )
+    ids = tuple(r.id for r in records)
+    target = ids[0] if not selection.bulk else f"{len(ids)} devices ({selection.describe()})"
+    audited = f"{verb}: {reason}"
+    if selection.bulk:
+        audited += f"; {len(ids)} devices: {', '.join(ids)}"
+    users.authorise(actor, Action.REVIEW_OUTPUTS, target=target[:128], reason=audited)
+    changed = [
+        r.id for r in records if _apply(registry, r, action, kind, by=actor.name, reason=reason)
+    ]
+    return TrustChange(action, kind, ids, tuple(changed))
+
+
+def _apply(
+    registry: DeviceRegistry,
+    record: DeviceRecord,
+    action: TrustAction,
+    kind: str | None,
+    *,
+    by: str,
+    reason: str,
+) -> bool:
+    """One device's part of a trust decision; whether it changed anything."""
+    if action is TrustAction.TRUST:
+        if kind is not None:  # a kind of a device that is not trusted stays held anyway
+            trusted = record.state is DeviceState.TRUSTED
+            return trusted and registry.trust_kinds(record.id, kind) > 0
+        lifted = registry.trust_kinds(record.id)
+        changed = registry.set_state(record.id, DeviceState.TRUSTED, by=by, reason=reason)
+        return changed or lifted > 0
+    if kind is not None:
+        return registry.revoke_kind(
+            record.id, kind, group_id="", cause=f"revoked by {by}: {reason}", by=by
+        )
+    return registry.set_state(record.id, DeviceState.REVOKED, by=by, reason=reason)

@@ -20,6 +20,7 @@ from dicomhaven.catalogue import LedgerObject, ObjectStatus, make_engine, make_s
 from dicomhaven.catalogue._scan_models import GateHold
 from dicomhaven.ledger import Ledger
 from dicomhaven.pipeline import Decision
+from dicomhaven.scan._devices import object_kind
 from dicomhaven.scan._stage import gate_services, reset_gate_services
 
 if TYPE_CHECKING:
@@ -93,7 +94,8 @@ def release_held(
             result = services.scanner.scan_file(
                 site_root / "quarantine" / relpath, known, pseudonym=pseudonym, device=device_id
             )
-            outcome = services.decide(object_id, device_id, relpath, reason, result)
+            kind = object_kind(original)  # trust is revoked and given back by kind
+            outcome = services.decide(object_id, device_id, relpath, reason, result, kind)
             ledger.settle(job_id, [Decision(object_id, outcome)])
             summary.outcomes[outcome.status.value] += 1
             if progress is not None:

@@ -25,12 +25,14 @@ from dicomhaven.catalogue._scan_models import ScanFinding
 from dicomhaven.errors import ConfigError
 from dicomhaven.scan._detect import shape_pattern
 from dicomhaven.scan._rules import _read
+from dicomhaven.scan._scanner import Finding
 
 __all__ = [
     "Decision",
     "FindingGroup",
     "decide_group",
     "finding_groups",
+    "group_id_of",
     "review_rules_path",
 ]
 
@@ -76,6 +78,15 @@ class FindingGroup:
 
 def _group_id(*parts: str) -> str:
     return "g-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:10]
+
+
+def group_id_of(finding: Finding) -> str:
+    """The id of the review group a finding falls in (the release gate names it as the
+    cause when a failure revokes a kind's trust)."""
+    return _group_id(
+        finding.rule, finding.detector.value, finding.path_pattern[:255], finding.keyword[:64],
+        finding.shape[:64],
+    )  # as the gate stores them  # fmt: skip
 
 
 def finding_groups(

@@ -4,9 +4,12 @@
 in the registry. ``ReleaseGate`` (last) scans the copy the de-identification stages
 offered, records the findings, and then:
 
-- a failed scan holds the copy (and revokes the device's trust if it had any);
-- a clean copy from a device that is not trusted (while ``device_gate`` is on) is held
-  until a data manager trusts the device and runs ``dicomhaven release``;
+- a failed scan holds the copy, and if the device is trusted revokes the trust of the
+  device's objects of the copy's *kind* (:func:`~dicomhaven.scan._devices.object_kind`),
+  naming the review group that failed; the device's other kinds stay trusted;
+- a clean copy from a device that is not trusted, or of a kind whose trust was revoked
+  (while ``device_gate`` is on), is held until a data manager trusts it and runs
+  ``dicomhaven release``;
 - otherwise the copy moves from ``quarantine/`` to ``store/`` and the object is released.
 
 Held copies stay in ``quarantine/`` with a row in ``gate_holds``, so ``dicomhaven release``
@@ -28,13 +31,14 @@ from pydicom.multival import MultiValue
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dicomhaven.catalogue import ObjectStatus, make_engine, make_sessionmaker
+from dicomhaven.catalogue import LedgerObject, ObjectStatus, make_engine, make_sessionmaker
 from dicomhaven.catalogue._scan_models import DeviceState, GateHold, ScanFinding
 from dicomhaven.identity import ProjectKeys, Vault
 from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
 from dicomhaven.scan._detect import KnownIdentifiers, local_number_pattern
-from dicomhaven.scan._devices import SYSTEM_ACTOR, DeviceIdentity, DeviceRegistry
-from dicomhaven.scan._rules import RuleSet, load_rules
+from dicomhaven.scan._devices import SYSTEM_ACTOR, DeviceIdentity, DeviceRegistry, object_kind
+from dicomhaven.scan._review import group_id_of
+from dicomhaven.scan._rules import Action, RuleSet, load_rules
 from dicomhaven.scan._scanner import Scanner, ScanResult
 
 __all__ = [
@@ -51,7 +55,7 @@ __all__ = [
 #: what the vault knows: the object's own identifiers.
 _ORIGINAL_KEYWORDS = (
     "PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "OtherPatientIDs",
-    "ReferringPhysicianName",
+    "ReferringPhysicianName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName",
 )  # fmt: skip
 
 
@@ -142,11 +146,13 @@ class GateServices:
                     ],
                 )
 
-    def hold(self, object_id: int, device_id: str, relpath: str, reason: str) -> None:
+    def hold(
+        self, object_id: int, device_id: str, relpath: str, reason: str, kind: str = ""
+    ) -> None:
         with self.sessions.begin() as session:
             session.merge(
                 GateHold(
-                    object_id=object_id, device_id=device_id, path=relpath,
+                    object_id=object_id, device_id=device_id, kind=kind[:128], path=relpath,
                     release_reason=reason, at=datetime.now(UTC),
                 )
             )  # fmt: skip
@@ -155,25 +161,63 @@ class GateServices:
         with self.sessions.begin() as session:
             session.execute(delete(GateHold).where(GateHold.object_id == object_id))
 
+    def kind_of(self, object_id: int) -> str:
+        """An object's kind, from its original's leading header in intake."""
+        import pydicom
+
+        from dicomhaven.deid._stream import leading_elements
+        from dicomhaven.pipeline._stage import LEADING_TAGS_END
+
+        with self.sessions() as session:
+            intake_path = session.scalar(
+                select(LedgerObject.intake_path).where(LedgerObject.id == object_id)
+            )
+        if intake_path is None:
+            return object_kind(Dataset())
+        intake_file = self.site_root / "intake" / intake_path
+        header = leading_elements(intake_file.read_bytes(), LEADING_TAGS_END)
+        if header is None:
+            header = pydicom.dcmread(intake_file, stop_before_pixels=True, force=True)
+        return object_kind(header)
+
     def decide(
-        self, object_id: int, device_id: str, relpath: str, release_reason: str, result: ScanResult
+        self,
+        object_id: int,
+        device_id: str,
+        relpath: str,
+        release_reason: str,
+        result: ScanResult,
+        kind: str | None = None,
     ) -> Outcome:
-        """Release the held copy or keep it held, after its scan: the gate's one rule."""
+        """Release the held copy or keep it held, after its scan: the gate's one rule.
+        ``kind`` is the object's :func:`object_kind`, on which trust is revoked (read from
+        its original in intake when the caller does not give it)."""
+        if kind is None:
+            kind = self.kind_of(object_id)
         self.record(object_id, device_id, result)
         state = self.registry.state(device_id)
         if result.failed:
-            if state is DeviceState.TRUSTED and self.registry.set_state(
-                device_id, DeviceState.REVOKED, by=SYSTEM_ACTOR,
-                reason=f"a scan failed on an output: {result.reasons(1)}",
-            ):  # fmt: skip
-                _audit_revocation(self.site_root, device_id)  # once, by the worker that did it
-            self.hold(object_id, device_id, relpath, release_reason)
+            if state is DeviceState.TRUSTED:
+                group_id, cause = _cause(result)
+                if self.registry.revoke_kind(
+                    device_id, kind, group_id=group_id, cause=cause, by=SYSTEM_ACTOR
+                ):
+                    # once per device and kind, by the worker that revoked it
+                    _audit_revocation(self.site_root, device_id, kind, group_id)
+            self.hold(object_id, device_id, relpath, release_reason, kind)
             return Outcome(ObjectStatus.QUARANTINED, f"scan failed: {result.reasons()}", "gate")
         if self.device_gate and state is not DeviceState.TRUSTED:
-            self.hold(object_id, device_id, relpath, release_reason)
+            self.hold(object_id, device_id, relpath, release_reason, kind)
             return Outcome(
                 ObjectStatus.QUARANTINED,
                 f"device {device_id} is {state.value}: held until a data manager trusts it",
+                "gate",
+            )
+        if self.device_gate and self.registry.kind_revoked(device_id, kind):
+            self.hold(object_id, device_id, relpath, release_reason, kind)
+            return Outcome(
+                ObjectStatus.QUARANTINED,
+                f"device {device_id} kind {kind} is revoked: held until a data manager trusts it",
                 "gate",
             )
         target = self.site_root / "store" / relpath
@@ -183,13 +227,32 @@ class GateServices:
         return Outcome(ObjectStatus.RELEASED, release_reason, "gate")
 
 
-def _audit_revocation(site_root: Path, device_id: str) -> None:
+def _cause(result: ScanResult) -> tuple[str, str]:
+    """The review group whose failure revokes a kind (the object's most frequent failing
+    group), and its description: rule, detector and attribute, never a value."""
+    failing = [f for f in result.findings if f.action is Action.FAIL]
+    if not failing:
+        return "", f"a scan failed: {result.reasons(1)}"
+    ids = [group_id_of(f) for f in failing]
+    group_id = max(ids, key=ids.count)
+    first = failing[ids.index(group_id)]
+    where = first.keyword or first.path_pattern
+    more = len(set(ids)) - 1
+    return group_id, (
+        f"{first.rule} ({first.detector.value}) at {where}, group {group_id}"
+        + (f"; and {more} more failing groups" if more else "")
+    )
+
+
+def _audit_revocation(site_root: Path, device_id: str, kind: str, group_id: str) -> None:
     from dicomhaven.access import AuditLog
     from dicomhaven.site import open_site
 
     AuditLog(make_engine(open_site(site_root).database_url)).append(
-        actor=SYSTEM_ACTOR, role="system", action="revoke-device", target=device_id,
-        reason="a scan failed on an output of this device", outcome="revoked",
+        actor=SYSTEM_ACTOR, role="system", action="revoke-device-kind",
+        target=f"{device_id} {kind}"[:128],
+        reason=f"a scan failed on an output of this kind (group {group_id or 'none'})",
+        outcome="revoked",
     )  # fmt: skip
 
 
@@ -290,6 +353,7 @@ class ReleaseGate:
         result = services.scanner.scan_file(
             path, known, pseudonym=obj.pseudonym, device=obj.device_id
         )
+        kind = object_kind(obj.original_leading_header())
         return services.decide(
-            obj.object_id, obj.device_id, obj.candidate, obj.candidate_reason, result
+            obj.object_id, obj.device_id, obj.candidate, obj.candidate_reason, result, kind
         )
