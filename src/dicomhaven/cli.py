@@ -807,12 +807,12 @@ def deid(
     profiles = load_layers(layers, chosen) if layers else ProfileLayers(chosen)
     site = _open(site_dir)
     pixels = PixelCheck.HEADERS_ONLY if headers_only else PixelCheck.CHECKED
-    safe = SafePath.for_site(
+    safe_path = SafePath.for_site(
         site.root, profiles=profiles, project=project or SITE_PROJECT, pixels=pixels,
         templates=_site_templates(site) if not headers_only else None,
     )  # fmt: skip
     target = f"deid profile {chosen.name} project {project or SITE_PROJECT} ({pixels.value})"
-    summary = _run_export(site, safe, "deid", target, token, inputs, out_dir, quiet=as_json)
+    summary = _run_export(site, safe_path, "deid", target, token, inputs, out_dir, quiet=as_json)
     if as_json:
         _print_json(summary.as_dict() | {"profile": chosen.name, "profile_sha256": chosen.sha256})
     else:
@@ -1317,9 +1317,9 @@ def redact(
     policy = PixelPolicy(detector=detector, verifier=verifier, **chosen)
     site = _open(site_dir)
     store = TemplateStore(templates) if templates is not None else _site_templates(site)
-    safe = SafePath.for_site(site.root, profiles=None, policy=policy, templates=store)
+    safe_path = SafePath.for_site(site.root, profiles=None, policy=policy, templates=store)
     summary = _run_export(
-        site, safe, "redact", "redact (headers kept)", token, inputs, out_dir, quiet=as_json
+        site, safe_path, "redact", "redact (headers kept)", token, inputs, out_dir, quiet=as_json
     )
     if as_json:
         _print_json(summary.as_dict())
@@ -1563,22 +1563,41 @@ def _registry(site: Any, *, with_vault: bool = False) -> Any:
     return DeviceRegistry(make_engine(site.database_url), site.open_vault() if with_vault else None)
 
 
+def _revoked_kinds(registry: Any, device_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Each device's revoked kinds, with their cause and how many copies of them are held."""
+    held = registry.held_by_kind(device_id)
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for r in registry.revocations(device_id):
+        kinds.setdefault(r.device_id, []).append(
+            {**r.as_dict(), "held": held.get((r.device_id, r.kind), 0)}
+        )
+    return kinds
+
+
 @devices_app.command("list")
 def devices_list(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
-    """Every device seen, its trust state, and how many of its copies the gate holds."""
+    """Every device seen, its trust state, how many of its copies the gate holds, and each
+    kind of its objects whose trust a failed scan (or a data manager) revoked."""
     from dicomhaven.scan import held_counts
 
     site = _open(site_dir)
     held = held_counts(site)
-    devices = _registry(site).all()
+    registry = _registry(site)
+    devices = registry.all()
+    kinds = _revoked_kinds(registry)
     if as_json:
-        _print_json([{**d.as_dict(), "held": held.get(d.id, 0)} for d in devices])
+        _print_json([
+            {**d.as_dict(), "held": held.get(d.id, 0), "revoked_kinds": kinds.get(d.id, [])}
+            for d in devices
+        ])  # fmt: skip
         return
     for d in devices:
         out.print(
-            f"{d.id}  {d.state.value:<9} {d.modality:<4} {d.manufacturer} {d.model} "
-            f"{d.software}: {held.get(d.id, 0)} held  ({d.reason})"
+            f"{d.id}  {d.state.value:<9} {d.modality:<4} {safe(d.manufacturer)} "
+            f"{safe(d.model)} {safe(d.software)}: {held.get(d.id, 0)} held  ({safe(d.reason)})"
         )
+        for k in kinds.get(d.id, []):
+            out.print(f"    kind {k['kind']} revoked: {safe(k['cause'])}: {k['held']} held")
 
 
 @devices_app.command("show")
@@ -1609,6 +1628,7 @@ def devices_show(
     report = {
         **record.as_dict(),
         "attributes": registry.attributes(device_id),
+        "revoked_kinds": _revoked_kinds(registry, device_id).get(device_id, []),
         "findings": [
             g.as_dict() for g in finding_groups(make_engine(site.database_url), device=device_id)
         ],
@@ -1619,7 +1639,11 @@ def devices_show(
         _print_json(report)
         return
     for key, value in report.items():
-        if key == "findings":
+        if key == "revoked_kinds":
+            out.print(f"revoked kinds: {len(value) or 'none'}")
+            for k in value:
+                out.print(f"  {k['kind']}: {safe(k['cause'])}: {k['held']} held")
+        elif key == "findings":
             out.print(f"findings: {len(value) or 'none'}")
             for g in value:
                 out.print(
@@ -1629,47 +1653,98 @@ def devices_show(
             out.print(f"{key}: {value}")
 
 
-def _set_device_state(
-    site_dir: Path, device_id: str, token: str | None, trusted: bool, reason: str
+def _change_trust(
+    site_dir: Path,
+    selection: dict[str, Any],
+    token: str | None,
+    action: str,
+    reason: str,
+    kind: str | None,
+    as_json: bool,
 ) -> None:
-    from dicomhaven.access import Action
-    from dicomhaven.catalogue import DeviceState
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.scan._devices import DeviceSelection, TrustAction, change_trust
 
     site = _open(site_dir)
-    registry = _registry(site)
-    registry.get(device_id)
-    state = DeviceState.TRUSTED if trusted else DeviceState.REVOKED
-    actor = _authorised(
-        site, token, Action.REVIEW_OUTPUTS, target=device_id, reason=f"{state.value}: {reason}"
-    )
-    changed = registry.set_state(device_id, state, by=actor.name, reason=reason)
-    out.print(f"device {device_id} {'is now' if changed else 'was already'} {state.value}"
-              + ("; run 'dicomhaven release' to release its held copies" if trusted else ""))  # fmt: skip
+    change = change_trust(
+        make_engine(site.database_url), token, DeviceSelection(**selection),
+        TrustAction(action), reason=reason, kind=kind,
+    )  # fmt: skip
+    if as_json:
+        _print_json(change.as_dict())
+        return
+    state = {"trust": "trusted", "revoke": "revoked"}[action]
+    what = f"kind {kind} of " if kind else ""
+    for device_id in change.devices:
+        done = "is now" if device_id in change.changed else "was already"
+        out.print(f"{what}device {device_id} {done} {state}")
+    if len(change.devices) > 1:
+        out.print(f"{len(change.changed)} of {len(change.devices)} devices changed")
+    if action == "trust":
+        out.print("run 'dicomhaven release' to release their held copies")
+
+
+DeviceArgument = Annotated[
+    str | None,
+    typer.Argument(help="The device's id (dev-...); or select devices with the options."),
+]
+ManufacturerOption = Annotated[
+    str | None,
+    typer.Option(help="Every device of this manufacturer (as 'devices list' shows it)."),
+]
+ModelOption = Annotated[str | None, typer.Option(help="... and of this model.")]
+SoftwareOption = Annotated[str | None, typer.Option(help="... and of these software versions.")]
+EveryOption = Annotated[bool, typer.Option("--all", help="Every device in the registry.")]
+KindOption = Annotated[
+    str | None,
+    typer.Option(help="Only this kind of their objects (as 'devices show' lists them)."),
+]
 
 
 @devices_app.command("trust")
 def devices_trust(
-    device_id: Annotated[str, typer.Argument(help="The device's id (dev-...).")],
     reason: Annotated[
         str, typer.Option(help="What was reviewed: kept with the device and audited.")
     ],
+    device_id: DeviceArgument = None,
+    manufacturer: ManufacturerOption = None,
+    model: ModelOption = None,
+    software: SoftwareOption = None,
+    every: EveryOption = False,
+    kind: KindOption = None,
     site_dir: SiteOption = DEFAULT_SITE,
     token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Trust a device after reviewing a sample of its outputs: its clean copies are then
-    released. Data managers only; audited."""
-    _set_device_state(site_dir, device_id, token, True, reason)
+    """Trust a device (every kind of its objects) after reviewing a sample of its outputs;
+    with --kind, trust one kind again after its cause is fixed. --manufacturer (--model,
+    --software) or --all trust every matching device in one decision (exit 1 when none
+    matches). Then 'dicomhaven release' releases their clean held copies. Data managers
+    only; audited once."""
+    selection = {"device": device_id, "manufacturer": manufacturer, "model": model,
+                 "software": software, "every": every}  # fmt: skip
+    _change_trust(site_dir, selection, token, "trust", reason, kind, as_json)
 
 
 @devices_app.command("revoke")
 def devices_revoke(
-    device_id: Annotated[str, typer.Argument(help="The device's id (dev-...).")],
     reason: Annotated[str, typer.Option(help="Why: kept with the device and audited.")],
+    device_id: DeviceArgument = None,
+    manufacturer: ManufacturerOption = None,
+    model: ModelOption = None,
+    software: SoftwareOption = None,
+    every: EveryOption = False,
+    kind: KindOption = None,
     site_dir: SiteOption = DEFAULT_SITE,
     token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Stop trusting a device: its next copies are held. Data managers only; audited."""
-    _set_device_state(site_dir, device_id, token, False, reason)
+    """Stop trusting a device (with --kind, one kind of its objects; with --manufacturer,
+    --model, --software or --all, every matching device): their next copies are held.
+    Data managers only; audited once."""
+    selection = {"device": device_id, "manufacturer": manufacturer, "model": model,
+                 "software": software, "every": every}  # fmt: skip
+    _change_trust(site_dir, selection, token, "revoke", reason, kind, as_json)
 
 
 @app.command()

@@ -47,7 +47,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEnd
 from dicomhaven import __version__
 from dicomhaven.deid._codes import CODE_PARTS, CODE_TAGS, code_verdict
 from dicomhaven.deid._iod import AttributeType, attribute_types, resolve_action
-from dicomhaven.deid._profile import Level, PrivateTag, Profile
+from dicomhaven.deid._profile import PrivateTag, Profile
 from dicomhaven.deid._safe_private import SAFE_PRIVATE, SAFE_PRIVATE_SEQUENCES
 from dicomhaven.deid._table import Option, attribute_rule, content_item_rules
 from dicomhaven.deid._text import TextCleaner
@@ -398,11 +398,9 @@ class _Run:
             return "X"
         if vr in ("UR", "AE"):
             # An address or AE title the table does not name (Retrieve URL, Contact URI, an
-            # unknown public element): gone at publication level (emptied or dummied where
-            # the IOD needs it), cleaned at limited access (a URL loses its query and user
-            # information, and the patient's values are cut).
-            if self.profile.level is not Level.PUBLICATION:
-                return "C"
+            # unknown public element): gone at both levels (emptied or dummied where the IOD
+            # needs it). It names a machine of the sender's network, which no research use
+            # needs and the scanner fails; cleaning would leave the host name.
             kind = self.type_of(here)
             if kind in (AttributeType.TYPE_1, AttributeType.TYPE_1C):
                 return "D"
