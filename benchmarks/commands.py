@@ -5,8 +5,7 @@
 ``benchmarks/deid_headers.py`` times the engine inside one process; a user runs a command,
 and pays for its start, its imports, the vault, consent and the scan as well. Here every
 figure is one whole process, started fresh, timed from fork to exit, with its peak memory
-(``ru_maxrss`` of the process and the children it waited for, read with ``wait4``: what
-``/usr/bin/time -v`` reports, without needing that package). Runs of the tools are
+(GNU time's maximum resident set size: the process and the children it waited for). Runs of the tools are
 interleaved (dicomhaven, dicognito, dicom-anonymizer, dicomhaven, ...) so a slow spell of
 this shared machine falls on all of them; each row gives the median and the min–max.
 
@@ -81,15 +80,15 @@ class Timing:
 
 
 def run_once(command: list[str | Path], env: dict[str, str]) -> tuple[float, float, int]:
-    """Wall seconds, peak MiB and exit code of one fresh process."""
+    """Wall seconds, peak MiB and exit code of one fresh process, under GNU time (its
+    maximum resident set size: the process and the children it waited for)."""
+    timed = ["/usr/bin/time", "-f", "%M", *(str(c) for c in command)]
     start = time.perf_counter()
-    process = subprocess.Popen(
-        [str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run(timed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, process.returncode
+    last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["0"]
+    peak_kib = float(last[0]) if last[0].isdigit() else 0.0
+    return wall, peak_kib / 1024, done.returncode
 
 
 @dataclass
@@ -239,7 +238,11 @@ def main(argv: list[str] | None = None) -> None:
         real = [p for _, files, _ in build_corpus(work / "corpus-build", args.quick) for p in files]
         real_dir = gather(real, work / "real")
         one_dir = gather(
-            [p for p in real if pydicom.dcmread(p, stop_before_pixels=True).Modality == "CT"][:1],
+            [
+                p
+                for p in real
+                if pydicom.dcmread(p, stop_before_pixels=True).get("Modality") == "CT"
+            ][:1],
             work / "one",
         )
         synthetic = synthetic_files(work, 100 if args.quick else args.synthetic)

@@ -9,6 +9,7 @@ PACKAGES=(
   postgresql
   chromium fonts-dejavu-core
   libgl1 libglib2.0-0
+  time  # benchmarks/commands.py: GNU time's peak memory of whole commands
   iproute2 curl  # tests/orthanc.py: ip brings up loopback in a private netns; curl is its REST client
 )
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -18,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhaven.catalogue._models import Base
 from dicomhaven.errors import ConfigError
+
+if TYPE_CHECKING:  # alembic is imported only by the functions that migrate (0.5 s at start)
+    from alembic.config import Config
 
 __all__ = [
     "CATALOGUE",
@@ -88,6 +87,8 @@ CATALOGUE = Schema(MIGRATIONS, Base.metadata)
 
 
 def _alembic_config(engine: Engine, schema: Schema) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(schema.migrations))
     config.attributes["engine"] = engine
@@ -113,16 +114,22 @@ def run_migrations(context: Any) -> None:
 
 def migrate(url_or_engine: str | Engine, schema: Schema = CATALOGUE) -> None:
     """Bring a schema to its newest revision (a no-op when it is already there)."""
+    from alembic import command
+
     engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     command.upgrade(_alembic_config(engine, schema), "head")
 
 
 def head_revision(schema: Schema = CATALOGUE) -> str | None:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config(create_engine("sqlite://"), schema))
     return script.get_current_head()
 
 
 def current_revision(engine: Engine, schema: Schema = CATALOGUE) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"version_table": schema.version_table}
