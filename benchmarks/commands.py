@@ -99,6 +99,7 @@ class Command:
     argv: list[str | Path]
     out: Path | None = None
     ok_codes: tuple[int, ...] = (0, 1)  # 1: the work ran and something was held or skipped
+    make_out: bool = False  # the tool wants its output folder to exist (dicom-anonymizer)
 
 
 def interleaved(commands: list[Command], runs: int, env: dict[str, str]) -> list[Timing]:
@@ -107,6 +108,8 @@ def interleaved(commands: list[Command], runs: int, env: dict[str, str]) -> list
         for command, timing in zip(commands, timings, strict=True):
             if command.out is not None:
                 shutil.rmtree(command.out, ignore_errors=True)
+                if command.make_out:
+                    command.out.mkdir(parents=True)
             os.sync()  # no tool pays for another's dirty pages
             wall, peak, code = run_once(command.argv, env)
             if code in command.ok_codes:
@@ -184,6 +187,7 @@ def deid_commands(
             "dicom-anonymizer (its command line)",
             [peers.parent / "dicom-anonymizer", corpus, out / "anonymizer"],
             out / "anonymizer",
+            make_out=True,  # it exits 0 having done nothing when OUT does not exist
         ),
     ]
     return commands, ["dicognito (python -m dicognito)", "dicom-anonymizer (its command line)"]
