@@ -106,6 +106,16 @@ def head_phantom(modality: str = "CT", seed: int = 5, pitch: float = 0.0) -> Pha
     label[_cavity(x, y, z, 0)] = "csf"
     brain = _cavity(x, y, z, -3)
     label[brain] = "brain"
+    # The relief a face detector looks for: a brow ridge over the eyes, cheekbones and the
+    # wings of the nose (measured: without them the detector's scores are marginal).
+    brow = _ellipsoid(x, y, z, (0, -70, 8), (46, 8, 6))
+    cheeks = _ellipsoid(x, y, z, (-36, -66, -22), (14, 10, 10)) | _ellipsoid(
+        x, y, z, (36, -66, -22), (14, 10, 10)
+    )
+    wings = _ellipsoid(x, y, z, (-10, -80, -27), (7, 7, 5)) | _ellipsoid(
+        x, y, z, (10, -80, -27), (7, 7, 5)
+    )
+    label[(brow | cheeks | wings) & (label == "air")] = "soft"
     # Nose: a ridge from the nasion (z = 0) to the base (z = -30).
     t = np.clip(-z / 30.0, 0.0, 1.0)
     tip, base = -76.0 - 22.0 * t, -62.0
@@ -119,6 +129,8 @@ def head_phantom(modality: str = "CT", seed: int = 5, pitch: float = 0.0) -> Pha
     )
     chin = _ellipsoid(x, y, z, (0, -66, -70), (24, 12, 10))
     label[(lips | chin) & (label == "air")] = "soft"
+    mouth = (np.abs(x) <= 16) & (y <= -72) & (z >= -46) & (z <= -43)
+    label[mouth] = "air"
     lips &= label == "soft"
     chin &= label == "soft"
     # Eye sockets, with the eyeballs in them.
@@ -199,15 +211,24 @@ def slices(
     body_part: str = "HEAD",
     description: str = "HEAD PHANTOM",
     series: str = "head",
+    pixel_mm: float = SPACING,
+    step_mm: float = SPACING,
+    origin: tuple[float, float, float] = ORIGIN,
 ) -> list[Dataset]:
     """Axial single-frame slices of ``values[z, y, x]``, bottom to top, then shuffled (every
-    other one first) so that sorting has work to do."""
+    other one first) so that sorting has work to do. An empty ``body_part`` or
+    ``description`` leaves that attribute out: a header that says nothing of the head."""
     out: list[Dataset] = []
     for k in range(values.shape[0]):
         ds = _base(modality, series, k)
         _describe(ds, body_part, description)
+        for keyword in ("BodyPartExamined", "SeriesDescription", "StudyDescription"):
+            if not ds.get(keyword):
+                del ds[keyword]
+        ds.PixelSpacing = [pixel_mm, pixel_mm]
+        ds.SliceThickness = step_mm
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [ORIGIN[0], ORIGIN[1], ORIGIN[2] + k * SPACING]
+        ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + k * step_mm]
         ds.Rows, ds.Columns = values.shape[1], values.shape[2]
         if modality == "CT":
             ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
@@ -265,10 +286,73 @@ def enhanced_ct(values: npt.NDArray[np.float32]) -> Dataset:
     return ds
 
 
+#: Trunk phantoms: (body half-width, half-depth) mm, and the organs inside, each an
+#: elliptic cylinder (centre x, centre y, half-width, half-depth, CT value).
+_TRUNKS: dict[str, tuple[tuple[float, float], list[tuple[float, float, float, float, float]]]] = {
+    "thorax": (
+        (160.0, 110.0),
+        [
+            (-70, 0, 55, 75, -850),
+            (70, 0, 55, 75, -850),
+            (15, -25, 45, 40, 40),
+            (0, 80, 16, 16, 700),
+        ],
+    ),
+    "abdomen": (
+        (165.0, 120.0),
+        [
+            (-60, -10, 80, 60, 60),
+            (60, 10, 30, 25, 35),
+            (30, -50, 15, 10, -900),
+            (0, 85, 18, 18, 700),
+        ],
+    ),
+    "pelvis": (
+        (175.0, 115.0),
+        [(-95, 20, 35, 45, 700), (95, 20, 35, 45, 700), (0, -35, 35, 30, 5), (0, 75, 25, 12, 700)],
+    ),
+}
+
+
+def trunk_slices(
+    kind: str = "thorax",
+    *,
+    field_mm: float = 400.0,
+    count: int = 40,
+    modality: str = "CT",
+    body_part: str = "",
+    description: str = "",
+) -> list[Dataset]:
+    """An axial trunk series (``kind`` thorax, abdomen or pelvis): ``count`` slices 5 mm
+    apart over a square ``field_mm`` field of view (2 mm pixels), no head anywhere. With a
+    field of 200 mm it is the size of a head series: a child's trunk, or a field of view
+    centred on the heart. MR values are the CT ones moved up by 1000 (air 0)."""
+    half, organs = _TRUNKS[kind]
+    n = round(field_mm / 2.0)
+    scale = min(1.0, field_mm / 400.0)  # a small field shows a small body (a child's)
+    y, x = (np.indices((n, n), dtype=np.float64) - (n - 1) / 2) * 2.0
+    section = np.full((n, n), -1000.0)
+    section[(x / (half[0] * scale)) ** 2 + (y / (half[1] * scale)) ** 2 <= 1] = 40.0
+    for cx, cy, rx, ry, value in organs:
+        inside = ((x - cx * scale) / (rx * scale)) ** 2 + ((y - cy * scale) / (ry * scale)) ** 2
+        section[inside <= 1] = value
+    rng = np.random.default_rng(7)
+    values = (section[None] + rng.normal(0.0, 8.0, (count, n, n))).astype(np.float32)
+    if modality == "MR":
+        values = np.clip(values + 1000.0, 0.0, None).astype(np.float32)
+    corner = -(n - 1) / 2 * 2.0
+    return slices(
+        values,
+        modality,
+        body_part=body_part,
+        description=description,
+        series=f"{kind}-{field_mm:.0f}",
+        pixel_mm=2.0,
+        step_mm=5.0,
+        origin=(corner, corner, -100.0),
+    )
+
+
 def chest_slices() -> list[Dataset]:
-    """A chest CT: a wide ellipse of soft tissue with lungs, 40 slices, no head anywhere."""
-    x, y, _z = _coordinates()
-    body = ((x / 75) ** 2 + (y / 55) ** 2 <= 1).astype(np.float32)
-    lungs = (((np.abs(x) - 35) / 25) ** 2 + (y / 35) ** 2 <= 1).astype(np.float32)
-    values = (-1000 + 1040 * body - 860 * lungs)[:40].astype(np.float32)
-    return slices(values, "CT", body_part="CHEST", description="CT CHEST ABDOMEN", series="chest")
+    """A chest CT as sent: 40 slices over a 400 mm field of view, no head anywhere."""
+    return trunk_slices("thorax", body_part="CHEST", description="CT CHEST ABDOMEN")

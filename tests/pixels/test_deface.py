@@ -105,6 +105,9 @@ def test_the_face_of_a_head_is_removed_and_the_brain_kept(phantom: Phantom, tmp_
     assert result.direction_source is DirectionSource.ORIENTATION
     assert result.plane_normal[1] < 0 and result.plane_normal[2] < 0  # anterior-inferior
     assert result.nose_before_mm >= 15 and result.nose_after_mm < 8
+    # The face detector saw the face before, and sees none on the defaced surface.
+    assert result.face_before.startswith("a face found on")
+    assert result.face_after.startswith("no face found on 5 views")
     # Only voxels on the face side of the plane changed; the rest of every slice's bytes,
     # the dtype, Bits Stored and the transfer syntax are as they were.
     changed = after != before

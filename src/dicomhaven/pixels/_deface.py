@@ -27,8 +27,17 @@ shear direction taken from a chord of the brain's hull rather than from its firs
    first-edge rule degenerates on a smooth brain estimate to the vertical tangent at the
    frontal pole (which would leave the chin and cut the forehead), hence the chord; the
    paper's half-space would also take the back of the neck, hence the coronal limit.
-4. The result is checked: no brain voxel may lie in the removed region, and the defaced
-   head may not keep a nose-like protrusion; otherwise :class:`DefacingError` (hold it).
+4. The result is checked: no brain voxel may lie in the removed region, the defaced
+   head may not keep a nose-like protrusion, and a face detector (:mod:`._face_detect`)
+   must find no face on any view of the defaced surface; otherwise :class:`DefacingError`
+   (hold it). The written pixels are read back: the face region must be air in them too.
+
+Before any cut, the same detector looks at the head's surface. When only the volume's
+geometry said "head" (:attr:`HeadEvidence.GEOMETRY`: nothing in the header did), a face
+found or a nose standing out is what makes it a head to deface; with neither,
+:class:`NoFaceFound` is raised and nothing is cut (the caller holds the series, or releases
+it as showing no face). When the header says head, the volume is defaced whatever the
+detector says: a detector can miss a face, a header naming the head is not a guess.
 """
 
 from __future__ import annotations
@@ -44,7 +53,9 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
+from dicomhaven.pixels._face_detect import FaceCheck, FaceDetector, check_surface
 from dicomhaven.pixels._face_render import write_face_review
+from dicomhaven.pixels._face_triage import HeadEvidence
 from dicomhaven.pixels._head import (
     BONE_HU,
     Grid,
@@ -62,6 +73,7 @@ __all__ = [
     "Defaced",
     "DirectionSource",
     "FaceTissue",
+    "NoFaceFound",
     "deface_series",
     "deface_volume",
 ]
@@ -83,6 +95,15 @@ class FaceTissue(StrEnum):
     SOFT_TISSUE = "soft tissue"
 
 
+class NoFaceFound(DefacingError):
+    """A volume that only its geometry called a head shows no face: no face on its render,
+    no nose in its shape. Nothing was cut; ``check`` is what the detector saw."""
+
+    def __init__(self, message: str, check: FaceCheck) -> None:
+        super().__init__(message)
+        self.check = check
+
+
 class DirectionSource(StrEnum):
     ORIENTATION = "image orientation"  # Image Orientation (Patient), confirmed by the data
     DATA = "data"  # no orientation in the header: the nose and the vertex decided
@@ -101,6 +122,9 @@ class DefaceResult:
     brain_voxels: int  # of the brain estimate, on the patient-aligned grid
     nose_before_mm: float
     nose_after_mm: float
+    evidence: HeadEvidence = HeadEvidence.HEADER  # what made the series a head to deface
+    face_before: str = ""  # what the face detector found on the surface before defacing
+    face_after: str = ""  # ... and after: always "no face found ..." in a result
 
 
 @dataclass(frozen=True)
@@ -228,10 +252,37 @@ def _grid_positions(grid: Grid) -> npt.NDArray[np.float64]:
     return np.stack([grid.origin[0] + x * sx, grid.origin[1] + y * sy, grid.origin[2] + z * sz])
 
 
+def _defaced_surface(
+    before: Grid, after: Grid, head: npt.NDArray[np.bool_], threshold: float
+) -> npt.NDArray[np.bool_]:
+    """The outer surface of the defaced head, for the detector: the head as it was, less
+    what was set to air, plus any tissue the defaced volume holds.
+
+    The head mask fills the dark voxels inside the head (bone and sinuses on MR), so the
+    cut shows as a closed surface rather than as rings and holes, which a detector can take
+    for eyes and a mouth. Voxels changed to air come off; a voxel that still holds tissue,
+    changed or not, stays in the picture.
+    """
+    cleared = (after.values != before.values) & (after.values <= threshold)
+    tissue: npt.NDArray[np.bool_] = ((after.values > threshold) & after.inside) | (head & ~cleared)
+    return tissue
+
+
 def deface_volume(
-    volume: Volume, *, tissue: FaceTissue = FaceTissue.ALL, buffer_mm: float = 10.0
+    volume: Volume,
+    *,
+    tissue: FaceTissue = FaceTissue.ALL,
+    buffer_mm: float = 10.0,
+    evidence: HeadEvidence = HeadEvidence.HEADER,
+    detector: FaceDetector | None = None,
 ) -> Defaced:
-    """Remove the face of a head volume; the brain estimate is never touched."""
+    """Remove the face of a head volume; the brain estimate is never touched.
+
+    ``evidence`` says why the volume is taken for a head: with
+    :attr:`HeadEvidence.GEOMETRY`, a volume with no face on its render and no nose in its
+    shape raises :class:`NoFaceFound` before anything is cut. ``detector`` is the face
+    detector for the checks before and after (dlib's HOG detector if not given).
+    """
     if volume.modality not in ("CT", "MR"):
         raise DefacingError(f"defacing needs a CT or MR volume, got modality {volume.modality!r}")
     if tissue is FaceTissue.SOFT_TISSUE and volume.modality != "CT":
@@ -249,6 +300,14 @@ def deface_volume(
         grid = canonical_grid(volume, air)
         head = head_mask(grid, threshold)
     nose_before = protrusion(head, grid.spacing, 1, -1)
+    face_before = check_surface(head, grid.spacing, detector)
+    if evidence is HeadEvidence.GEOMETRY and not face_before.face_found and nose_before < NOSE_MM:
+        raise NoFaceFound(
+            f"only the geometry of the volume fits a head, and it shows no face: "
+            f"{face_before.describe()}; the shape's midline stands out {nose_before:.0f} mm, "
+            f"less than a nose ({NOSE_MM:.0f} mm); nothing was cut",
+            face_before,
+        )
     brain = brain_mask(grid, head, volume.modality, threshold)
     cut = _shear_plane(grid, brain, buffer_mm)
     if np.any(cut.face_side(_grid_positions(grid))[brain]):
@@ -268,6 +327,14 @@ def deface_volume(
             f"a nose-like protrusion of {nose_after:.0f} mm remains after defacing: the face "
             "was not removed; hold the series for review"
         )
+    face_after = check_surface(
+        _defaced_surface(grid, after_grid, head, threshold), after_grid.spacing, detector
+    )
+    if face_after.face_found:
+        raise DefacingError(
+            f"after defacing, {face_after.describe()}: the face was not removed; hold the "
+            "series for review"
+        )
     result = DefaceResult(
         plane_normal=(float(cut.normal[0]), float(cut.normal[1]), float(cut.normal[2])),
         plane_offset=cut.offset,
@@ -280,8 +347,25 @@ def deface_volume(
         brain_voxels=int(brain.sum()),
         nose_before_mm=nose_before,
         nose_after_mm=nose_after,
+        evidence=evidence,
+        face_before=face_before.describe(),
+        face_after=face_after.describe(),
     )
     return Defaced(before=volume, after=after, removed=removed, result=result)
+
+
+def _check_written(datasets: Sequence[Dataset], defaced: Defaced) -> None:
+    """Read the written pixels back: every removed voxel must hold the background value."""
+    written = read_volume(datasets).values[defaced.removed]
+    air = background_value(defaced.before)
+    # The stored value nearest to air, turned back into physical units, may differ by a
+    # rescale step; anything a tissue threshold could take for skin is far above that.
+    step = max(abs(s) for s in defaced.before.slopes)
+    if written.size and float(np.abs(written - air).max()) > step:
+        raise DefacingError(
+            "the written pixels of the face region are not air: the defaced values were "
+            "not stored; hold the series for review"
+        )
 
 
 def deface_series(
@@ -290,13 +374,23 @@ def deface_series(
     tissue: FaceTissue = FaceTissue.ALL,
     buffer_mm: float = 10.0,
     review: Path | None = None,
+    evidence: HeadEvidence = HeadEvidence.HEADER,
+    detector: FaceDetector | None = None,
 ) -> DefaceResult:
     """Deface one head series in place: the removed voxels are written into the data sets'
-    Pixel Data (uncompressed; every other stored value unchanged). With ``review``, a PNG of
-    the head's surface before and after is written there for a reviewer.
+    Pixel Data (uncompressed; every other stored value unchanged), then read back. With
+    ``review``, a PNG of the head's surface before and after is written there for a
+    reviewer. ``evidence`` and ``detector`` are as for :func:`deface_volume`.
     """
-    defaced = deface_volume(read_volume(datasets), tissue=tissue, buffer_mm=buffer_mm)
+    defaced = deface_volume(
+        read_volume(datasets),
+        tissue=tissue,
+        buffer_mm=buffer_mm,
+        evidence=evidence,
+        detector=detector,
+    )
     if review is not None:
         write_face_review(defaced.before, defaced.after, review)
     write_volume(datasets, defaced.after, defaced.removed)
+    _check_written(datasets, defaced)
     return defaced.result

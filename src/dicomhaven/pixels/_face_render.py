@@ -1,14 +1,19 @@
-"""Pictures of a head's surface, for a reviewer to see that a face is gone.
+"""Pictures of a head's surface: for a reviewer to see that a face is gone, and for the face
+detector to look for one.
 
 The surface is the first voxel above the air/tissue threshold met along each ray of a
 parallel projection (a depth map), shaded by Lambert's law from the depth gradient with a
-light above and to the left of the viewer, and darkened with depth. Two views: from the
-front (the patient's left on the right, as when facing them) and from the patient's left
-(face to the left). Pixels are square millimetres, whatever the voxel size.
+light above and to the left of the viewer, and darkened with depth. The review sheet has
+two views: from the front (the patient's left on the right, as when facing them) and from
+the patient's left (face to the left). The detector gets :data:`FACE_VIEWS`: the front and
+the head turned and tilted as far as a frontal-face detector still finds a face, since a
+head in a scanner is seldom square to the axes. Pixels are square millimetres, whatever
+the voxel size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +28,7 @@ from dicomhaven.pixels._head import (
 )
 from dicomhaven.pixels._volume import Volume
 
-__all__ = ["render_face", "write_face_review"]
+__all__ = ["FACE_VIEWS", "View", "render_face", "render_view", "write_face_review"]
 
 _LIGHT = np.array([-0.4, 0.5, 1.0]) / np.linalg.norm([-0.4, 0.5, 1.0])
 _MIN_HEIGHT = 256  # px: small volumes are enlarged to at least this
@@ -60,6 +65,81 @@ def _shade(
     cue = 1.0 - 0.45 * (depth - near) / max(far - near, 1e-6)
     grey = np.where(hit, (0.12 + 0.88 * lambert) * cue, 0.0)
     return np.flipud(np.rint(grey * 255).astype(np.uint8))
+
+
+@dataclass(frozen=True)
+class View:
+    """A direction to see the face from: the viewer moved ``yaw`` degrees round the head
+    towards the patient's left, then ``pitch`` degrees below the face (negative: above)."""
+
+    name: str
+    yaw: float = 0.0
+    pitch: float = 0.0
+
+
+#: The views the face detector looks at. A frontal-face detector finds faces turned up to
+#: about 30 degrees; heads lie turned and nodding by 15-20 degrees in the scanner.
+FACE_VIEWS = (
+    View("front"),
+    View("from the left", yaw=30.0),
+    View("from the right", yaw=-30.0),
+    View("from below", pitch=25.0),
+    View("from above", pitch=-25.0),
+)
+
+
+def _view_axes(view: View) -> npt.NDArray[np.float64]:
+    """(3, 3): the image's right, depth (along the rays) and up, as LPS unit vectors."""
+    yaw, pitch = np.radians(view.yaw), np.radians(view.pitch)
+    right = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+    level = np.array([-np.sin(yaw), np.cos(yaw), 0.0])  # rays from a viewer at the face
+    up = np.array([0.0, 0.0, 1.0])
+    depth = level * np.cos(pitch) + up * np.sin(pitch)
+    return np.stack([right, depth, up * np.cos(pitch) - level * np.sin(pitch)])
+
+
+def _turned(
+    tissue: npt.NDArray[np.bool_], spacing: tuple[float, float, float], view: View, pixel: float
+) -> npt.NDArray[np.bool_]:
+    """``tissue`` resampled (nearest neighbour) as ``[up, depth, right]`` of ``view``, with
+    ``pixel`` mm voxels, about the centre of the tissue's bounding box."""
+    cells = np.argwhere(tissue)
+    scale = np.array(spacing[::-1])  # x, y, z mm per index
+    low, high = cells.min(axis=0)[::-1] * scale, cells.max(axis=0)[::-1] * scale
+    centre = (low + high) / 2
+    n = int(np.ceil(float(np.linalg.norm(high - low)) / pixel)) + 2
+    axes = _view_axes(view)
+    steps = (np.arange(n) - n / 2) * pixel
+    out = np.zeros((n, n, n), dtype=np.bool_)
+    shape = np.array(tissue.shape)
+    for start in range(0, n, 16):  # a slab of rows at a time: bounded memory
+        v = steps[start : start + 16]
+        position = (
+            centre[:, None, None, None]
+            + axes[0][:, None, None, None] * steps[None, None, :]
+            + axes[1][:, None, None, None] * steps[None, :, None]
+            + axes[2][:, None, None, None] * v[:, None, None]
+        )  # (3: x, y, z; up, depth, right)
+        index = np.rint(position[::-1] / scale[::-1, None, None, None]).astype(np.int64)
+        inside = np.all((index >= 0) & (index < shape[:, None, None, None]), axis=0)
+        clipped = [np.clip(index[a], 0, shape[a] - 1) for a in range(3)]
+        out[start : start + 16] = tissue[clipped[0], clipped[1], clipped[2]] & inside
+    return out
+
+
+def render_view(
+    tissue: npt.NDArray[np.bool_],
+    spacing: tuple[float, float, float],
+    view: View,
+    *,
+    pixel_mm: float = 2.0,
+) -> Image.Image:
+    """The surface of ``tissue[z, y, x]`` (canonical LPS grid, voxel size ``spacing``) seen
+    from ``view``, one pixel a millimetre; sampled every ``pixel_mm``."""
+    if not tissue.any():
+        return Image.new("L", (_MIN_HEIGHT, _MIN_HEIGHT), 0)
+    turned = _turned(tissue, spacing, view, pixel_mm)
+    return _to_mm(_shade(turned, pixel_mm, pixel_mm, pixel_mm), pixel_mm, pixel_mm, 1.0)
 
 
 def _to_mm(grey: npt.NDArray[np.uint8], row_mm: float, col_mm: float, scale: float) -> Image.Image:
