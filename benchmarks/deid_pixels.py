@@ -1,15 +1,20 @@
 """Pixel de-identification throughput, beside the bare OCR engine and Presidio, in one run.
 
-    .venv/bin/python benchmarks/deid_pixels.py [--no-peer]
+    .venv/bin/python benchmarks/deid_pixels.py [--no-peer] [--sampling-only] [--slices N]
 
-Three ways dicomhaven makes images safe, each in this process on one core:
+Four ways dicomhaven makes images safe, each in this process on one core:
 
 - ultrasound with OCR: the real burned-in ultrasounds of pydicom-data and deid-data and the
   synthetic site's ultrasounds and dose screens, read by RapidOCR, blanked and verified by
   Tesseract (``clean_pixels`` with the default policy);
 - the same images with a device template: each device's regions learned from the first
   pass and approved, so images are blanked without reading (one in ten still read);
-- low-risk CT slices: triaged from the header and not read at all.
+- low-risk CT slices: triaged from the header and not read at all (``deid``, ``redact``);
+- a plain CT series (40 synthetic 512 x 512 slices, Burned In Annotation NO) as the pipeline
+  treats it: a sample of each series read (``pixel_sample_every`` 25 once its device is
+  trusted, 5 before; ``release`` then reads the first, middle and last of an untrusted
+  device's held series, 3 more), beside reading every slice; readings are the detector's
+  calls, seconds include the signature of every slice.
 
 The floor is the bare detector: RapidOCR reading each image's first frame once. The peer
 is Presidio's ``DicomImageRedactorEngine`` with Tesseract (``presidio-image-redactor``,
@@ -42,7 +47,9 @@ from dicomhaven.pixels import (
     clean_pixels,
     engine_named,
 )
-from dicomhaven.pixels._clean import _images
+from dicomhaven.pixels._clean import _READ_CACHE, _images
+from dicomhaven.pixels._ocr import RapidOcrEngine
+from dicomhaven.pixels._sampling import PlainSliceSampling, SeriesSampler
 from dicomhaven.synth import FileKind, generate_site
 
 HERE = Path(__file__).resolve().parent
@@ -75,7 +82,7 @@ def timed(paths: list[Path], store: TemplateStore | None) -> tuple[float, dict[s
         frames += int(dataset.get("NumberOfFrames", 1) or 1)
         known = KnownValues.from_header(dataset)
         start = time.perf_counter()
-        result = clean_pixels(dataset, known, templates=store)
+        result = clean_pixels(dataset, known, original=dataset, templates=store)
         seconds += time.perf_counter() - start
         outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
     return seconds, outcomes, frames
@@ -85,10 +92,74 @@ def learned_templates(paths: list[Path], folder: Path) -> TemplateStore:
     """Approved templates from one reading pass, as a data manager would approve them."""
     store = TemplateStore(folder)
     for path in paths:
-        clean_pixels(pydicom.dcmread(path), templates=store)
+        dataset = pydicom.dcmread(path)
+        clean_pixels(dataset, original=dataset, templates=store)
     for template in store.all():
         store.approve(template.device, "benchmark")
     return TemplateStore(folder)  # a fresh cache, as a new worker would read them
+
+
+def plain_series(slices: int, size: int = 512) -> list[pydicom.Dataset]:
+    """One synthetic axial CT series as a scanner sends it (no text anywhere)."""
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    from dicomhaven.synth._pixels import ct_slice
+
+    series = []
+    for index in range(slices):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, generate_uid()
+        ds.Modality, ds.ImageType = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.BurnedInAnnotation = "NO"
+        ds.PhotometricInterpretation, ds.SamplesPerPixel = "MONOCHROME2", 1
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.RescaleIntercept, ds.RescaleSlope, ds.WindowCenter, ds.WindowWidth = -1024, 1, 40, 400
+        ds.Rows = ds.Columns = size
+        rng = np.random.default_rng(index)
+        ds.PixelData = ct_slice(rng, size, size, -5.0 * index).tobytes()
+        series.append(ds)
+    return series
+
+
+def sampled_series(slices: int) -> list[tuple[str, int, float, dict[str, int]]]:
+    """Readings and seconds for one plain series: every slice read, then sampled as for
+    a trusted and an untrusted device."""
+    import copy
+
+    calls = [0]
+    real = RapidOcrEngine.read
+
+    def counted(self: RapidOcrEngine, image: object) -> object:
+        calls[0] += 1
+        return real(self, image)  # type: ignore[arg-type]
+
+    RapidOcrEngine.read = counted  # type: ignore[assignment,method-assign]
+    rows = []
+    try:
+        series = plain_series(slices)
+        for name, every in (
+            ("plain CT series, every slice read", 1),
+            ("plain CT series, sampled (trusted, 1 in 25)", 25),
+            ("plain CT series, sampled (untrusted, 1 in 5)", 5),
+        ):
+            _READ_CACHE.clear()  # each way reads the series afresh
+            sampling = PlainSliceSampling("bench", every, sampler=SeriesSampler())
+            calls[0], seconds = 0, 0.0
+            outcomes: dict[str, int] = {}
+            for original in series:
+                dataset = copy.deepcopy(original)
+                start = time.perf_counter()
+                result = clean_pixels(dataset, original=dataset, sampling=sampling)
+                seconds += time.perf_counter() - start
+                outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
+            rows.append((name, calls[0], seconds, outcomes))
+    finally:
+        RapidOcrEngine.read = real  # type: ignore[method-assign]
+    return rows
 
 
 def bare_detector(paths: list[Path]) -> float:
@@ -139,8 +210,22 @@ def peer(paths: list[Path], out: Path) -> tuple[float | None, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--no-peer", action="store_true", help="leave Presidio out")
+    parser.add_argument(
+        "--sampling-only", action="store_true", help="only the plain CT series' sampling"
+    )
+    parser.add_argument("--slices", type=int, default=40, help="slices of the plain series")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    engine_named("rapidocr")  # loaded once, not timed
+    series_rows = sampled_series(args.slices)
+    print(f"{'plain CT series of ' + str(args.slices) + ' slices':<48}{'reads':>6}"
+          f"{'s/series':>10}  outcomes")  # fmt: skip
+    for name, reads, seconds, outcomes in series_rows:
+        told = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
+        print(f"{name:<48}{reads:>6}{seconds:>10.2f}  {told}")
+    print()
+    if args.sampling_only:
+        return
     with tempfile.TemporaryDirectory(prefix="pixels-bench-") as tmp:
         work = Path(tmp)
         risky, low = corpus(work)

@@ -25,6 +25,7 @@ from dicomhaven.errors import ConfigError
 
 __all__ = [
     "ENV_PREFIX",
+    "MAX_PIXEL_BYTES_DEFAULT",
     "SETTINGS_FILE",
     "LogFormat",
     "LogLevel",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "DICOMHAVEN_"
+#: Default of the setting ``max_pixel_bytes`` (the pixel codec's limit outside a site).
+MAX_PIXEL_BYTES_DEFAULT = 1 << 30
 SETTINGS_FILE = "dicomhaven.yaml"
 
 
@@ -186,6 +189,41 @@ class Settings(BaseModel):
         description=(
             "The release gate's scan also reads the pixels of risky images with OCR (the pixel "
             "stage has already verified them with a second engine; this is a third reading)."
+        ),
+    )
+    pixel_sample_every: int = Field(
+        default=25,
+        ge=1,
+        le=100_000,
+        description=(
+            "Plain CT, MR, PET and mammography slices of a device trusted for their kind: one "
+            "in this many of each series is read with OCR, besides the first of a series, each "
+            "whose text bands differ from the last clean read and each whose bands show "
+            "writing; text found revokes the device's trust for the kind. 1 reads every slice."
+        ),
+    )
+    pixel_sample_every_untrusted: int = Field(
+        default=5,
+        ge=1,
+        le=100_000,
+        description=(
+            "The same, while the device is not trusted for the kind (keep it at or below "
+            "pixel_sample_every); 'dicomhaven release' also reads the first, middle and last "
+            "held slice of each series before releasing them."
+        ),
+    )
+    max_pixel_bytes: int = Field(
+        default=MAX_PIXEL_BYTES_DEFAULT,
+        ge=1 << 20,
+        le=1 << 40,
+        description=(
+            "Largest decoded Pixel Data (Rows x Columns x Number of Frames x Samples per Pixel "
+            "x Bits Allocated, in bytes) the pixel stage, deid and redact decode; an image "
+            "declaring more is held with the reason before any decoder runs (other readers of "
+            "pixels use the default). 1 GiB admits every single image and the usual "
+            "multi-frames (a breast tomosynthesis or a 1,000-slice enhanced CT is under 0.7 GiB), "
+            "while a redaction, which needs about four times the decoded size, stays near 4-5 GB "
+            "per worker."
         ),
     )
     workers: int = Field(

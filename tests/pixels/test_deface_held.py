@@ -50,7 +50,9 @@ def test_held_head_series_is_defaced_and_released(
     assert summary["objects_released"] == len(held)
     after = objects(sqlite_site)
     assert {o.status for o in after} == {"released"}
-    assert all(o.reason.startswith("pixels: series defaced") for o in after)
+    # What was checked: the text, on the defaced slice as written, and the face.
+    assert all(o.reason.startswith(("pixels: not-read: ", "pixels: clean: ")) for o in after)
+    assert all("; face: defaced and verified (review render " in o.reason for o in after)
     assert list((sqlite_site.root / "quarantine").rglob("face-review-*.png"))  # for review
     assert not list((sqlite_site.root / "quarantine").rglob("*.dcm"))
 

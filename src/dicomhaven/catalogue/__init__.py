@@ -25,6 +25,7 @@ from dicomhaven.catalogue._models import (
     ObjectStatus,
     User,
 )
+from dicomhaven.catalogue._pixel_models import FaceVerdict, PixelVerdict, TextVerdict
 from dicomhaven.catalogue._pull_models import (
     ItemState,
     PullInstance,
@@ -50,6 +51,7 @@ __all__ = [
     "ConsentStatus",
     "Device",
     "DeviceState",
+    "FaceVerdict",
     "GateHold",
     "ItemState",
     "Job",
@@ -59,12 +61,14 @@ __all__ = [
     "LedgerObject",
     "ObjectKind",
     "ObjectStatus",
+    "PixelVerdict",
     "PullInstance",
     "PullItem",
     "PullJob",
     "PullState",
     "ScanFinding",
     "Schema",
+    "TextVerdict",
     "User",
     "current_revision",
     "dispose_engines",

@@ -2,13 +2,13 @@
 
 After the identity stage has found the master pseudonym, the object's headers are
 de-identified with the site's profile (``deid_profile``), keyed by the site's own secret.
-An object with nothing but headers (a structured report, say) is written to
-``store/<pseudonym>/<study UID>/<instance UID>.dcm`` and released. An image goes on, its
-headers de-identified, to the pixel stage when the pipeline has one. An object with pixel
-data and no pixel stage, overlay data or an encapsulated document may carry burned-in
-identifiers that no header rule can see, so its copy goes to ``quarantine/`` instead. An object whose required binary
-value hides an identifier (:class:`~dicomhaven.errors.UnsafeContent`) is held with that
-reason and no copy.
+Every copy is written to ``quarantine/<pseudonym>/<study UID>/<instance UID>.dcm``: the
+release gate alone moves copies to ``store/``. An object with nothing but headers (a
+structured report, say) is offered to the gate. An image goes on, its headers
+de-identified, to the pixel stage when the pipeline has one. An object with pixel data and
+no pixel stage, overlay data or an encapsulated document may carry burned-in identifiers
+that no header rule can see, so it is held. An object whose required binary value hides an
+identifier (:class:`~dicomhaven.errors.UnsafeContent`) is held with that reason and no copy.
 """
 
 from __future__ import annotations
@@ -52,15 +52,12 @@ def unchecked_content(dataset: Dataset | Collection[int]) -> str | None:
 
 @dataclass(frozen=True)
 class HeaderStage:
-    """De-identify headers into the store, or into quarantine when pixels need checking;
-    record the hash of the profile composed for the object."""
+    """De-identify headers into quarantine, offering to the release gate a copy with nothing
+    left to check; record the hash of the profile composed for the object."""
 
     profiles: ProfileLayers
     #: The pixel stage follows: an image is left to it, de-identified, instead of held.
     pixels_follow: bool = False
-    #: The release gate follows: a releasable copy is offered to it (kept in quarantine/)
-    #: instead of written to the store.
-    gated: bool = False
     name: str = "deid-headers"
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
@@ -89,19 +86,14 @@ class HeaderStage:
             return None  # the same data set, now de-identified, goes on to the pixel stage
         held = unchecked is not None
         relpath = f"{obj.pseudonym}/{dataset.StudyInstanceUID}/{dataset.SOPInstanceUID}.dcm"
-        write_dataset(dataset, ctx.site_root / self._zone(held) / relpath)
+        write_dataset(dataset, ctx.site_root / "quarantine" / relpath)
         return self._decide(obj, held, relpath)
-
-    def _zone(self, held: bool) -> str:
-        return "quarantine" if held or self.gated else "store"
 
     def _decide(self, obj: PipelineObject, held: bool, relpath: str) -> Outcome | None:
         if held:
             return Outcome(ObjectStatus.QUARANTINED, HELD_REASON, self.name)
-        if self.gated:
-            obj.offer(relpath, RELEASED_REASON)
-            return None
-        return Outcome(ObjectStatus.RELEASED, RELEASED_REASON, self.name)
+        obj.offer(relpath, RELEASED_REASON)
+        return None
 
     def _settle_bytes(
         self, obj: PipelineObject, ctx: StageContext, rewritten: Rewritten
@@ -113,5 +105,5 @@ class HeaderStage:
             return None
         held = unchecked is not None
         relpath = f"{obj.pseudonym}/{rewritten.study_instance_uid}/{rewritten.sop_instance_uid}.dcm"
-        write_bytes(rewritten.parts, ctx.site_root / self._zone(held) / relpath)
+        write_bytes(rewritten.parts, ctx.site_root / "quarantine" / relpath)
         return self._decide(obj, held, relpath)

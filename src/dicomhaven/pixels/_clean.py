@@ -16,12 +16,14 @@ For an image the header triage calls risky:
    one of the generic patterns) holds the image.
 
 Burned In Annotation is set to NO, with the Clean Pixel Data Option's code, only after the
-verification passed. Images the triage calls low risk are not read; the decision and its
-reasons are kept either way.
+verification passed. Images the triage calls low risk are not read, except the sample of
+their series that :mod:`~dicomhaven.pixels._sampling` chooses (when the caller asks for
+sampling, as the pipeline does); the decision and its reasons are kept either way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections import OrderedDict
@@ -34,11 +36,12 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
-from dicomhaven.pixels._codec import RedactionError, decode
+from dicomhaven.pixels._codec import RedactionError, check_declared_size, decode, pixel_limit
 from dicomhaven.pixels._match import KnownValues, Rule, find_identifiers
 from dicomhaven.pixels._ocr import (
     Box,
     OcrEngine,
+    OcrError,
     RapidOcrEngine,
     TesseractEngine,
     Word,
@@ -46,8 +49,10 @@ from dicomhaven.pixels._ocr import (
 )
 from dicomhaven.pixels._redact import mark_burned_in_annotation_removed, redact
 from dicomhaven.pixels._region import Region
+from dicomhaven.pixels._sampling import Sampling, looks_like_text, mark_sampled
 from dicomhaven.pixels._templates import DeviceKey, TemplateStore
 from dicomhaven.pixels._triage import Triage, triage
+from dicomhaven.settings import MAX_PIXEL_BYTES_DEFAULT
 
 __all__ = ["PixelOutcome", "PixelPolicy", "PixelResult", "clean_pixels", "engine_named"]
 
@@ -82,6 +87,8 @@ class PixelPolicy:
     frames_to_read: int | None = None
     padding: int = 3
     verify_rounds: int = 3
+    #: The site's ``max_pixel_bytes``: larger images are held before any decoder runs.
+    max_pixel_bytes: int = MAX_PIXEL_BYTES_DEFAULT
 
     def __post_init__(self) -> None:
         if self.frames_to_read is not None and self.frames_to_read < 1:
@@ -89,6 +96,8 @@ class PixelPolicy:
                 f"frames_to_read must be at least 1 (or None for every frame),"
                 f" got {self.frames_to_read}"
             )
+        if self.max_pixel_bytes < 1:
+            raise ValueError(f"max_pixel_bytes must be positive, got {self.max_pixel_bytes}")
         if not 0 <= self.verify_rounds <= 10:
             raise ValueError(f"verify_rounds must be 0 to 10, got {self.verify_rounds}")
 
@@ -231,6 +240,7 @@ def clean_pixels(
     policy: PixelPolicy | None = None,
     templates: TemplateStore | None = None,
     trusted_device: bool = False,
+    sampling: Sampling | None = None,
 ) -> PixelResult:
     """Make ``dataset``'s pixels safe in place, or say why they cannot be.
 
@@ -239,6 +249,10 @@ def clean_pixels(
     triage and the device's template are decided on: de-identification removes the
     descriptions ("Dose report", "Screen save") that say an image is a page of text.
     Pass the same data set twice when its header was not changed.
+
+    With ``sampling`` (:mod:`~dicomhaven.pixels._sampling`), an image the triage calls low
+    risk is still read, as a risky one is, when the sampling of its series chooses it;
+    without, it is not read.
     """
     policy = policy or PixelPolicy()
     has_pixels = "PixelData" in dataset or "FloatPixelData" in dataset
@@ -246,14 +260,47 @@ def clean_pixels(
     if not decision.needs_reading and original is not dataset:
         copy = triage(dataset, trusted_device=trusted_device)  # a stage may have added to it
         decision = copy if copy.needs_reading else decision
-    if not decision.needs_reading:
+    if not decision.needs_reading and (sampling is None or not has_pixels):
         return PixelResult(
             PixelOutcome.NOT_READ, "low risk: " + "; ".join(decision.reasons), decision
         )
     try:
-        return _clean_risky(dataset, original, known, policy, templates, decision)
+        with pixel_limit(policy.max_pixel_bytes):  # every decode below, the verifier's too
+            check_declared_size(dataset)
+            if sampling is not None and not decision.needs_reading:
+                return _sample(dataset, original, known, policy, decision, sampling)
+            return _clean_risky(dataset, original, known, policy, templates, decision)
     except RedactionError as exc:  # names what failed, never a value
         return PixelResult(PixelOutcome.HELD, f"pixels cannot be made safe: {exc}", decision)
+
+
+def _sample(
+    dataset: Dataset,
+    original: Dataset,
+    known: KnownValues | None,
+    policy: PixelPolicy,
+    decision: Triage,
+    sampling: Sampling,
+) -> PixelResult:
+    """A low-risk image: read as a risky one is when its series' sampling chooses it (never
+    with a template: a sample checks what the device really draws), else not read."""
+    try:
+        image = next(_iter_images(dataset, [0]))
+    except OcrError as exc:
+        raise RedactionError(f"the pixels cannot be displayed to be sampled: {exc}") from exc
+    choice = sampling.choose(image)
+    if not choice.read:
+        why = "low risk: " + "; ".join(decision.reasons)
+        return PixelResult(PixelOutcome.NOT_READ, f"{why}; {choice.describe()}", decision)
+    try:
+        result = _clean_risky(dataset, original, known, policy, None, decision, plain=True)
+    except RedactionError:
+        sampling.record(choice, text_found=False, unreadable=True)
+        raise
+    sampling.record(choice, text_found=result.outcome is not PixelOutcome.CLEAN, unreadable=False)
+    if result.safe:
+        mark_sampled(dataset)  # the gate's scan reads it too
+    return dataclasses.replace(result, reason=f"{choice.describe()}: {result.reason}")
 
 
 def _clean_risky(
@@ -263,6 +310,8 @@ def _clean_risky(
     policy: PixelPolicy,
     templates: TemplateStore | None,
     decision: Triage,
+    *,
+    plain: bool = False,
 ) -> PixelResult:
     frames_total = int(dataset.get("NumberOfFrames", 1) or 1)
     frames = _frames_to_read(frames_total, policy.frames_to_read)
@@ -277,6 +326,8 @@ def _clean_risky(
     reading = not use_template or _sampled(dataset, template.sample_every if template else 1)
     if reading:
         words = _read(dataset, engine_named(policy.detector), frames)
+        if plain:  # a sampled plain slice: an outline read as "0" is anatomy, not text
+            words = [w for w in words if looks_like_text(w, rows)]
         boxes = _unique(w.box.padded(policy.padding, (rows, columns)) for w in words)
         # Everything read is blanked; which rules fired is recorded for review.
         rules = {f.rule.value for f in find_identifiers(words, known)}

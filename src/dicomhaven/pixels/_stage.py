@@ -6,12 +6,15 @@ the object, for objects with pixel data. What to read is decided on the header a
 an image is a screen capture, a dose sheet or a head.
 
 - a slice of a head CT or MR volume is held until its whole series is defaced (defacing
-  needs the volume, not one slice), and a picture rendered from a head is held for review;
+  needs the volume, not one slice; ``dicomhaven deface`` then reads its text, on the
+  defaced bytes), and a picture rendered from a head is held for review;
 - otherwise :func:`~dicomhaven.pixels.clean_pixels` triages, reads, blanks and verifies,
   looking for the patient's own values (from the vault) as well as generic patterns, and
   learning device templates in the site's ``templates/`` folder;
-- a safe copy goes to ``store/<pseudonym>/<study UID>/<instance UID>.dcm`` and is released;
-  an unsafe one goes to ``quarantine/`` with the reason.
+- a safe copy is written to ``quarantine/<pseudonym>/<study UID>/<instance UID>.dcm``, its
+  pixel verdict recorded on the bytes written (:mod:`~dicomhaven.pixels._verdict`), and
+  offered to the release gate, the only writer of ``store/``; an unsafe one stays in
+  ``quarantine/`` with the reason.
 """
 
 from __future__ import annotations
@@ -23,35 +26,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from sqlalchemy.orm import Session, sessionmaker
 
-from dicomhaven.catalogue import ObjectStatus
+from dicomhaven.catalogue import FaceVerdict, ObjectStatus, TextVerdict
 from dicomhaven.deid._engine import write_dataset
 from dicomhaven.deid._stage import unchecked_content
 from dicomhaven.identity._stage import known_identifiers, known_values
 from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
 from dicomhaven.pixels._clean import PixelOutcome, PixelPolicy, clean_pixels
-from dicomhaven.pixels._face_triage import head_reasons
 from dicomhaven.pixels._match import KnownValues
+from dicomhaven.pixels._sampling import stage_sampling
 from dicomhaven.pixels._templates import TemplateStore
-from dicomhaven.pixels._triage import values_of
+from dicomhaven.pixels._verdict import (
+    AWAITS_DEFACING,
+    describe,
+    head_volume_slice,
+    record_verdict,
+)
 
 __all__ = ["AWAITS_DEFACING", "PixelStage", "head_volume_slice", "patient_known_values"]
-
-AWAITS_DEFACING = "a slice of a head volume: held until its series is defaced"
-
-
-def head_volume_slice(dataset: Dataset) -> str | None:
-    """Why this image must wait for its series to be defaced (or reviewed), or None."""
-    head = head_reasons(dataset)
-    if not head:
-        return None
-    modality = str(dataset.get("Modality", "")).upper()
-    image_type = {str(v).upper() for v in values_of(dataset.get("ImageType"))}
-    if int(dataset.get("SamplesPerPixel", 1) or 1) != 1 or image_type & {"VOLUME", "SURFACE"}:
-        return "a picture rendered from a head: held for review, it may show the face"
-    if modality in ("CT", "MR") and "LOCALIZER" not in image_type:
-        return AWAITS_DEFACING
-    return None
 
 
 def patient_known_values(site_root: Path, pseudonym: str) -> KnownValues:
@@ -75,6 +68,13 @@ def _templates(site_root: Path) -> TemplateStore:
     return TemplateStore(site_root / "templates")
 
 
+def _sessions(site_root: Path) -> sessionmaker[Session]:
+    """The catalogue's sessions, as the release gate holds them (opened once per worker)."""
+    from dicomhaven.scan._stage import gate_services
+
+    return gate_services(site_root).sessions
+
+
 def _trusted(site_root: Path, device_id: str | None) -> bool:
     """Whether the registry trusts the device: only then is its Burned In Annotation "NO"
     believed by triage."""
@@ -88,11 +88,10 @@ def _trusted(site_root: Path, device_id: str | None) -> bool:
 
 @dataclass(frozen=True)
 class PixelStage:
-    """Make each image's pixels safe, then release its copy to the store, or hold it."""
+    """Make each image's pixels safe and offer its copy to the release gate, with the
+    verdict on the bytes written; or hold it."""
 
     policy: PixelPolicy = field(default_factory=PixelPolicy)
-    #: The release gate follows: a safe copy is offered to it (kept in quarantine/).
-    gated: bool = False
     name: str = "deid-pixels"
 
     def __call__(self, obj: PipelineObject, ctx: StageContext) -> Outcome | None:
@@ -106,7 +105,7 @@ class PixelStage:
         if waits is None and unchecked_content(dataset) not in (None, "pixel data"):
             waits = f"{unchecked_content(dataset)} kept beside the pixels is not read yet"
         if waits is not None:
-            self._write(ctx.site_root, "quarantine", obj.pseudonym, dataset)
+            self._write(ctx.site_root, obj.pseudonym, dataset)
             return Outcome(ObjectStatus.QUARANTINED, waits, self.name)
         result = clean_pixels(
             dataset,
@@ -115,20 +114,26 @@ class PixelStage:
             policy=self.policy,
             templates=_templates(ctx.site_root),
             trusted_device=_trusted(ctx.site_root, obj.device_id),
+            sampling=stage_sampling(ctx.site_root, obj.device_id, original, obj.object_id),
         )
         if result.outcome is PixelOutcome.HELD:
-            self._write(ctx.site_root, "quarantine", obj.pseudonym, dataset)
+            self._write(ctx.site_root, obj.pseudonym, dataset)
             return Outcome(ObjectStatus.QUARANTINED, f"held: {result.reason}", self.name)
-        reason = f"pixels: {result.reason}"
-        if self.gated:
-            obj.offer(self._write(ctx.site_root, "quarantine", obj.pseudonym, dataset), reason)
-            return None
-        self._write(ctx.site_root, "store", obj.pseudonym, dataset)
-        return Outcome(ObjectStatus.RELEASED, reason, self.name)
+        text = TextVerdict(result.outcome.value)
+        reason = describe(text, result.reason, FaceVerdict.NOT_HEAD, "")
+        relpath = self._write(ctx.site_root, obj.pseudonym, dataset)
+        copy = ctx.site_root / "quarantine" / relpath
+        record_verdict(
+            _sessions(ctx.site_root), obj.object_id, copy.read_bytes(), text,
+            FaceVerdict.NOT_HEAD, reason,
+        )  # fmt: skip
+        obj.offer(relpath, reason)
+        return None
 
     @staticmethod
-    def _write(site_root: Path, zone: str, pseudonym: str, dataset: Dataset) -> str:
-        """Write the copy under ``zone``; its path relative to the zone."""
+    def _write(site_root: Path, pseudonym: str, dataset: Dataset) -> str:
+        """Write the copy under ``quarantine/`` (the gate alone moves it on); its path
+        relative to the zone."""
         relpath = f"{pseudonym}/{dataset.StudyInstanceUID}/{dataset.SOPInstanceUID}.dcm"
-        write_dataset(dataset, site_root / zone / relpath)
+        write_dataset(dataset, site_root / "quarantine" / relpath)
         return relpath

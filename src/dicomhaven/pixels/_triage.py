@@ -10,6 +10,10 @@ Each decision lists the reasons that made it, so a reviewer sees why an image wa
 not read. Burned In Annotation is believed only when it says NO on a trusted device: a
 header saying NO on an untrusted device proves nothing (devices are known to say NO and
 stamp the patient's name anyway), while YES is always believed.
+
+Low risk means "not read in full", not "never read": in the pipeline a sample of every
+series of low-risk images is read, chosen by :mod:`~dicomhaven.pixels._sampling`, and
+text found there revokes the device's trust for that kind of image.
 """
 
 from __future__ import annotations

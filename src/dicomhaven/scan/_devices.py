@@ -39,6 +39,8 @@ from dicomhaven.catalogue._scan_models import Device, DeviceState, GateHold, Kin
 from dicomhaven.errors import ConfigError, DicomHavenError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dicomhaven.identity import Vault
 
 __all__ = [
@@ -51,7 +53,9 @@ __all__ = [
     "TrustAction",
     "TrustChange",
     "change_trust",
+    "describe_objects",
     "object_kind",
+    "released_since",
 ]
 
 SYSTEM_ACTOR = "dicomhaven"  # who changes a state when no person did (a failed scan)
@@ -343,6 +347,71 @@ class DeviceRegistry:
         if self._vault is None:
             return {}
         return self._vault.device_attributes(device_id)
+
+
+def released_since(
+    sessions: sessionmaker[Session],
+    intake: Path,
+    site_key: bytes,
+    device_id: str,
+    kind: str,
+    since: datetime,
+) -> list[int]:
+    """The ledger ids of the objects of ``device_id`` and ``kind`` released at or after
+    ``since`` and still released: what a data manager re-reads when burned-in text is found
+    on a sampled slice of that device and kind (its trust is revoked then).
+
+    The ledger keeps neither the device nor the kind, so each candidate (released since
+    then, of the kind's modality) is told by its header as received, in ``intake``: a cost
+    paid once per revocation, never per object."""
+    import warnings
+
+    import pydicom
+
+    from dicomhaven.catalogue import LedgerEvent, LedgerObject, ObjectStatus
+
+    released = ObjectStatus.RELEASED.value
+    query = (
+        select(LedgerObject.id, LedgerObject.intake_path)
+        .join(LedgerEvent, LedgerEvent.object_id == LedgerObject.id)
+        .where(LedgerEvent.to_status == released, LedgerEvent.at >= since)
+        .where(LedgerObject.status == released)
+        .distinct()
+        .order_by(LedgerObject.id)
+    )
+    modality = kind.split(":", 1)[0]
+    if modality not in ("-", "OTHER"):
+        query = query.where((LedgerObject.modality == modality) | LedgerObject.modality.is_(None))
+    with sessions() as session:
+        candidates = list(session.execute(query))
+    ids: list[int] = []
+    for object_id, intake_path in candidates:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = pydicom.dcmread(intake / intake_path, stop_before_pixels=True, force=True)
+        except Exception:  # unreadable now: listed, so that a person looks at it
+            ids.append(int(object_id))
+            continue
+        if (
+            object_kind(header) == kind
+            and DeviceIdentity.of(header).device_id(site_key) == device_id
+        ):
+            ids.append(int(object_id))
+    return ids
+
+
+def describe_objects(ids: list[int], limit: int = 100) -> str:
+    """Ledger ids as short ranges ("objects 12-30, 33"), the first ``limit`` ranges."""
+    ranges: list[tuple[int, int]] = []
+    for i in sorted(set(ids)):
+        if ranges and i == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], i)
+        else:
+            ranges.append((i, i))
+    shown = [f"{a}-{b}" if b > a else f"{a}" for a, b in ranges[:limit]]
+    more = f" and {len(ranges) - limit} more ranges" if len(ranges) > limit else ""
+    return f"object{'s' if len(ids) > 1 else ''} {', '.join(shown)}{more}"
 
 
 class TrustAction(StrEnum):

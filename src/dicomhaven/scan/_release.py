@@ -62,6 +62,7 @@ def release_held(
 
     from dicomhaven.deid._stream import leading_elements
     from dicomhaven.pipeline._stage import LEADING_TAGS_END
+    from dicomhaven.pixels._sampling import held_for_text, series_ends_with_text
     from dicomhaven.site import open_site
 
     reset_gate_services()  # rules and trust as they are now
@@ -80,11 +81,19 @@ def release_held(
     with services.sessions() as session:
         rows = [(h.object_id, h.device_id, h.path, h.release_reason, p, i, s) for h, p, i, s in session.execute(query)]  # fmt: skip
     try:
+        # Plain slices: the first, middle and last held of each series are read before any
+        # is released; those showing text stay held, and their kind's trust is revoked.
+        quarantined = [r for r in rows if r[6] == ObjectStatus.QUARANTINED.value]
+        flagged = series_ends_with_text(site_root, [(r[0], r[1], r[2], r[5]) for r in quarantined], services)  # fmt: skip
         for object_id, device_id, relpath, reason, pseudonym, intake_path, status in rows:
             if status != ObjectStatus.QUARANTINED.value:
                 services.unhold(object_id)  # decided since (purged, processed again)
                 continue
             summary.considered += 1
+            if object_id in flagged:
+                ledger.settle(job_id, [Decision(object_id, held_for_text())])
+                summary.outcomes[ObjectStatus.QUARANTINED.value] += 1
+                continue
             intake_file = site.intake / intake_path
             data = intake_file.read_bytes()
             original = leading_elements(data, LEADING_TAGS_END)

@@ -6,7 +6,7 @@ the 128-byte preamble, the file meta, every data element, every sequence item at
 private elements of any VR, and the text hidden in binary values of any length (runs of
 ASCII or UTF-16 characters, found in one regular-expression pass). Pixel data is read only
 when OCR is asked for, and only for images whose header says they may carry burned-in
-text. ``2.25.`` UIDs are checked against the project keys when the caller gives a
+text, or that the pixel stage sampled and read in this process. ``2.25.`` UIDs are checked against the project keys when the caller gives a
 ``made_uid`` check (a site's keys); without one they are reported as unverified.
 """
 
@@ -247,10 +247,11 @@ class Scanner:
 
     def _read_pixels(self, dataset: Dataset, walk: _Walk, result: ScanResult) -> None:
         from dicomhaven.pixels._clean import _frames_to_read, _read
+        from dicomhaven.pixels._sampling import was_sampled
         from dicomhaven.pixels._triage import triage
 
-        if not triage(dataset).needs_reading:
-            return
+        if not triage(dataset).needs_reading and not was_sampled(dataset):
+            return  # a low-risk image the pixel stage did not sample either
         if self._ocr_engine is None:
             from dicomhaven.pixels._ocr import RapidOcrEngine
 

@@ -7,10 +7,14 @@ offered, records the findings, and then:
 - a failed scan holds the copy, and if the device is trusted revokes the trust of the
   device's objects of the copy's *kind* (:func:`~dicomhaven.scan._devices.object_kind`),
   naming the review group that failed; the device's other kinds stay trusted;
+- a copy with pixel data is held unless its pixel verdict was reached on the very bytes
+  being moved (:func:`~dicomhaven.pixels._verdict.verdict_allows`: text read or triaged,
+  and for a slice of a head volume, the face checked);
 - a clean copy from a device that is not trusted, or of a kind whose trust was revoked
   (while ``device_gate`` is on), is held until a data manager trusts it and runs
   ``dicomhaven release``;
 - otherwise the copy moves from ``quarantine/`` to ``store/`` and the object is released.
+  The gate is the only code that writes into ``store/``: it writes the bytes it hashed.
 
 Held copies stay in ``quarantine/`` with a row in ``gate_holds``, so ``dicomhaven release``
 can decide again after rules or trust change without de-identifying again.
@@ -22,6 +26,7 @@ The scanner checks every ``2.25.`` UID against the site's project keys
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,6 +185,19 @@ class GateServices:
             header = pydicom.dcmread(intake_file, stop_before_pixels=True, force=True)
         return object_kind(header)
 
+    def original_of(self, object_id: int) -> Dataset:
+        """An object's whole header as received (no pixels), from its original in intake."""
+        import pydicom
+
+        with self.sessions() as session:
+            intake_path = session.scalar(
+                select(LedgerObject.intake_path).where(LedgerObject.id == object_id)
+            )
+        if intake_path is None:
+            return Dataset()
+        intake_file = self.site_root / "intake" / intake_path
+        return pydicom.dcmread(intake_file, stop_before_pixels=True, force=True)
+
     def decide(
         self,
         object_id: int,
@@ -188,10 +206,15 @@ class GateServices:
         release_reason: str,
         result: ScanResult,
         kind: str | None = None,
+        original: Callable[[], Dataset] | None = None,
     ) -> Outcome:
         """Release the held copy or keep it held, after its scan: the gate's one rule.
         ``kind`` is the object's :func:`object_kind`, on which trust is revoked (read from
-        its original in intake when the caller does not give it)."""
+        its original in intake when the caller does not give it); ``original`` gives its
+        header as received, which says whether an image is a slice of a head volume (read
+        from intake when not given, and only for a copy with pixels)."""
+        from dicomhaven.pixels._verdict import verdict_allows  # loads the pixel package
+
         if kind is None:
             kind = self.kind_of(object_id)
         self.record(object_id, device_id, result)
@@ -206,6 +229,17 @@ class GateServices:
                     _audit_revocation(self.site_root, device_id, kind, group_id)
             self.hold(object_id, device_id, relpath, release_reason, kind)
             return Outcome(ObjectStatus.QUARANTINED, f"scan failed: {result.reasons()}", "gate")
+        source = self.site_root / "quarantine" / relpath
+        data = source.read_bytes()  # read once: the bytes checked are the bytes written
+        refused = verdict_allows(
+            data,
+            object_id,
+            original=original or (lambda: self.original_of(object_id)),
+            sessions=self.sessions,
+        )
+        if refused is not None:
+            self.unhold(object_id)  # no later decision can release it: its pixels go back
+            return Outcome(ObjectStatus.QUARANTINED, refused, "gate")
         if self.device_gate and state is not DeviceState.TRUSTED:
             self.hold(object_id, device_id, relpath, release_reason, kind)
             return Outcome(
@@ -220,11 +254,16 @@ class GateServices:
                 f"device {device_id} kind {kind} is revoked: held until a data manager trusts it",
                 "gate",
             )
-        target = self.site_root / "store" / relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (self.site_root / "quarantine" / relpath).replace(target)
+        self._store(relpath, data)
+        source.unlink()
         self.unhold(object_id)
         return Outcome(ObjectStatus.RELEASED, release_reason, "gate")
+
+    def _store(self, relpath: str, data: bytes) -> None:
+        """Write a released copy into ``store/``: the one place in dicomhaven that does."""
+        from dicomhaven.deid._stream import write_bytes  # atomic: a partial file, renamed
+
+        write_bytes(data, self.site_root / "store" / relpath)
 
 
 def _cause(result: ScanResult) -> tuple[str, str]:
@@ -355,5 +394,6 @@ class ReleaseGate:
         )
         kind = object_kind(obj.original_leading_header())
         return services.decide(
-            obj.object_id, obj.device_id, obj.candidate, obj.candidate_reason, result, kind
-        )
+            obj.object_id, obj.device_id, obj.candidate, obj.candidate_reason, result, kind,
+            original=obj.original_header,
+        )  # fmt: skip
