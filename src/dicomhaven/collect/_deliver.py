@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from dicomhaven.catalogue import make_engine
 from dicomhaven.collect._scp import _PipelineWorker
 from dicomhaven.intake import IntakeStore, Receipt, receive_bytes
+from dicomhaven.intake._receive import receive_file
 from dicomhaven.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -40,8 +42,11 @@ class Delivery:
         self._lock = threading.Lock()
         self.stored = 0
 
-    def receipt(self, data: bytes) -> Receipt:
-        """Put one object's Part-10 bytes in intake (not yet in the ledger)."""
+    def receipt(self, data: bytes | Path) -> Receipt:
+        """Put one object's Part-10 bytes, or the file holding them, in intake (not yet in
+        the ledger)."""
+        if isinstance(data, Path):
+            return receive_file(data, self._store, self._site_key)
         return receive_bytes(data, self._store, self._site_key)
 
     def record(self, receipts: Sequence[Receipt]) -> None:

@@ -14,6 +14,7 @@ acknowledged, the count check retries the instance).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
@@ -57,7 +58,9 @@ class GetSource(Delivering, DimseSource):
 
     def _on_store(self, event: Any) -> int:
         try:
-            receipt = self._delivery.receipt(event.encoded_dataset(include_meta=True))
+            path = event.dataset_path  # set while a receiver of this process runs
+            data = Path(path) if path is not None else event.encoded_dataset(include_meta=True)
+            receipt = self._delivery.receipt(data)
             self._delivery.record([receipt])
         except Exception as exc:
             log.error("C-GET store failed", extra={"pacs": self.describe(),

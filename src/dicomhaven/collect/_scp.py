@@ -14,9 +14,13 @@ it answers success.
                                                   pipeline worker: a thread feeding the
                                                   executor's processes ──> ledger (decided)
 
-The data set is never decoded: ``event.encoded_dataset()`` gives the Part-10 bytes exactly as
-the peer sent them (compressed pixel data stays compressed). Handler contract (PS3.4 B.2.3,
-the Storage Service Class statuses):
+The data set is never decoded, nor held in memory: while a receiver runs, pynetdicom writes
+each C-STORE's data set to a file in the intake zone as its PDUs arrive (its documented
+mechanism, ``_config.STORE_RECV_CHUNKED_DATASET``; see ``dicomhaven.collect._chunked``), exactly as the
+peer sent it (compressed pixel data stays compressed), and the handler links that file into
+intake and parses it through a read-only map (``received``): a 300 MB object costs the
+receiver what a 2 KB one does. PDUs are bounded (``_MAX_PDU_BYTES``) for the same reason.
+Handler contract (PS3.4 B.2.3, the Storage Service Class statuses):
 
 =========  ===========================================================================
 0x0000     success: the object is in intake and in the ledger (new or an identical copy)
@@ -50,8 +54,9 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from dicomhaven.catalogue import ObjectStatus, make_engine
+from dicomhaven.collect._chunked import chunked_receive, received
 from dicomhaven.errors import ConfigError
-from dicomhaven.intake import CONFLICT_REASON, IntakeStore, Receipt, receive_bytes
+from dicomhaven.intake import CONFLICT_REASON, IntakeStore, Receipt
 from dicomhaven.ledger import Ledger, Pending, ReceiptResult
 from dicomhaven.pipeline import Decision, Outcome, ProcessExecutor, ProcessTask
 from dicomhaven.settings import Settings, check_ae_title, split_allow_entry
@@ -87,6 +92,7 @@ _REJECT_CALLED_AE = (0x01, 0x01, 0x07)  # permanent, service user, called AE not
 _LEDGER_WAIT_SECONDS = 120.0  # a store waits this long for its commit, then answers A700
 _ERROR_COMMENT_LENGTH = 64  # (0000,0902) Error Comment is LO
 _LINGER_SECONDS = 0.003  # how long a commit may wait for stores in progress to join it
+_MAX_PDU_BYTES = 1 << 20  # what we accept per P-DATA-TF PDU (see _storage_ae)
 
 
 @dataclass(frozen=True)
@@ -473,7 +479,10 @@ def _on_connection_open(event: Any) -> None:
 def _storage_ae(config: ReceiverConfig) -> AE:
     ae = AE(ae_title=config.ae_title)
     ae.maximum_associations = config.max_associations
-    ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs from the sender
+    # Large PDUs (few of them: 12 bytes of header a MiB), but bounded: a sender told "no
+    # limit" sends a whole object as one PDU, which pynetdicom reads into memory whole
+    # (measured: 1.3 GB for a 300 MB object from pynetdicom; 130 MB with this bound).
+    ae.maximum_pdu_size = _MAX_PDU_BYTES
     ae.require_called_aet = True
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
@@ -590,8 +599,7 @@ class _Receiver:
         facts: dict[str, object] = {"calling_ae": calling, "host": host, "sop_class": sop_class}
         status: int | Dataset
         try:
-            data = event.encoded_dataset(include_meta=True)
-            receipt = receive_bytes(data, self._store, self._site_key)
+            receipt = received(event, self._store, self._site_key)
             facts["object"] = receipt.object_key
             result = self._writer.submit(f"dicom:{calling}", receipt).result(
                 timeout=_LEDGER_WAIT_SECONDS
@@ -656,6 +664,7 @@ def run_receiver(
         worker_holder.append(worker)
         writer = _LedgerWriter(ledger, job_id, site.settings.ledger_batch_size, worker.put)
         try:
+            chunked_receive.start(site.intake)  # before the first association
             receiver = _Receiver(site, config, writer, summary, rules)
             ae = _storage_ae(config)
             try:
@@ -692,6 +701,7 @@ def run_receiver(
                     assoc.join(timeout=10.0)  # an aborted association's thread ends soon
                 receiver.wait_idle()
         finally:
+            chunked_receive.stop()
             writer.close()
     except BaseException:
         interrupted = True

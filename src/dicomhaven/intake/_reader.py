@@ -9,9 +9,10 @@ never repeat a value from the file, so they cannot carry a patient identifier.
 from __future__ import annotations
 
 import io
+import mmap
 import struct
-import warnings
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -19,6 +20,8 @@ from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+
+from dicomhaven._logging import collect_warnings
 
 __all__ = ["ParsedObject", "Rejection", "parse_object"]
 
@@ -32,6 +35,17 @@ _LONG_VRS = frozenset(
 _PIXEL_GROUP = (b"\xe0\x7f", b"\x7f\xe0")  # (7FE0,xxxx) little or big endian
 _PADDING_TAG = b"\xfc\xff\xfc\xff"  # (FFFC,FFFC) Data Set Trailing Padding
 _EOF_BEFORE_DELIMITER = "End of file reached before delimiter"  # pydicom's warning
+
+#: Received bytes: in memory, or a file mapped read-only (a large object received to disk).
+Received = bytes | mmap.mmap
+
+
+def _buffer(data: Received) -> BinaryIO:
+    """A reader over ``data`` that does not copy it (a mapped file reads itself)."""
+    if isinstance(data, mmap.mmap):
+        data.seek(0)
+        return cast(BinaryIO, data)  # read, seek and tell are all pydicom uses
+    return io.BytesIO(data)
 
 
 @dataclass(frozen=True)
@@ -56,12 +70,12 @@ def _valid_uid(value: object) -> bool:
     return isinstance(value, str) and UID(value).is_valid
 
 
-def _read(data: bytes) -> tuple[FileDataset, int] | Rejection:
+def _read(data: Received) -> tuple[FileDataset, int] | Rejection:
     """The header (everything before the pixel data) and the offset where reading stopped.
 
     Pixel data is not copied: its element header is checked against the bytes instead.
     """
-    buffer = io.BytesIO(data)
+    buffer = _buffer(data)
     try:
         return pydicom.dcmread(buffer, stop_before_pixels=True), buffer.tell()
     except InvalidDicomError:
@@ -70,7 +84,7 @@ def _read(data: bytes) -> tuple[FileDataset, int] | Rejection:
         return Rejection(f"malformed DICOM: the header could not be parsed ({type(exc).__name__})")
     # Tolerant: files without a preamble or file meta (old ACR-NEMA style exports) are
     # still read, but only kept if they turn out to name their SOP Class and Instance.
-    buffer = io.BytesIO(data)
+    buffer = _buffer(data)
     try:
         dataset = pydicom.dcmread(buffer, force=True, stop_before_pixels=True)
         named = _valid_uid(dataset.get("SOPInstanceUID")) and _valid_uid(dataset.get("SOPClassUID"))
@@ -81,7 +95,7 @@ def _read(data: bytes) -> tuple[FileDataset, int] | Rejection:
     return dataset, buffer.tell()
 
 
-def _tail_truncation(dataset: Dataset, data: bytes, pos: int) -> str | None:
+def _tail_truncation(dataset: Dataset, data: Received, pos: int) -> str | None:
     """A reason if an element from the pixel data at ``pos`` to the end runs past the bytes.
 
     The header was parsed by pydicom; the elements from the pixel data on (usually just it,
@@ -97,7 +111,7 @@ def _tail_truncation(dataset: Dataset, data: bytes, pos: int) -> str | None:
     return first if _walk_tail(data, pos, endian, implicit=not implicit) is not None else None
 
 
-def _walk_tail(data: bytes, pos: int, endian: str, *, implicit: bool) -> str | None:
+def _walk_tail(data: Received, pos: int, endian: str, *, implicit: bool) -> str | None:
     delimiter = _SEQUENCE_DELIMITER_LE if endian == "<" else _SEQUENCE_DELIMITER_BE
     while pos < len(data):
         if len(data) - pos < _SHORTEST_ELEMENT:
@@ -143,7 +157,7 @@ def _walk_tail(data: bytes, pos: int, endian: str, *, implicit: bool) -> str | N
     return None
 
 
-def _truncation(dataset: Dataset, data: bytes) -> str | None:
+def _truncation(dataset: Dataset, data: Received) -> str | None:
     """A reason if the last top-level element runs past the end of the bytes."""
     meta = getattr(dataset, "file_meta", None)
     if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
@@ -154,7 +168,7 @@ def _truncation(dataset: Dataset, data: bytes) -> str | None:
     last: object = dataset.get_item(tags[-1])
     if isinstance(last, RawDataElement):
         if last.length == _UNDEFINED_LENGTH:
-            if not data.endswith((_SEQUENCE_DELIMITER_LE, _SEQUENCE_DELIMITER_BE)):
+            if data[-8:] not in (_SEQUENCE_DELIMITER_LE, _SEQUENCE_DELIMITER_BE):
                 return (
                     f"truncated DICOM: element {last.tag} of undefined length is not closed "
                     "by a sequence delimiter"
@@ -175,23 +189,25 @@ def _truncation(dataset: Dataset, data: bytes) -> str | None:
     return None
 
 
-def parse_object(data: bytes) -> ParsedObject | Rejection:
+def parse_object(data: Received) -> ParsedObject | Rejection:
     """Read ``data`` as a DICOM object and check it is whole and identifiable as an instance.
 
-    pydicom's warnings quote values from the file, so they are silenced here: a value may be
-    a patient identifier.
+    pydicom's warnings quote values from the file (a value may be a patient identifier):
+    they are collected for this thread only, never shown, and counted by kind where the
+    command line routes warnings (see ``dicomhaven._logging``). Collecting does not touch
+    the process's warning filters, which ``warnings.catch_warnings`` would, racing the
+    receiver's other threads.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with collect_warnings() as caught:
         result = _parse(data)
     if isinstance(result, ParsedObject) or result.reason.startswith("truncated"):
         return result
-    if any(_EOF_BEFORE_DELIMITER in str(w.message) for w in caught):
+    if any(_EOF_BEFORE_DELIMITER in text for text in caught):
         return Rejection("truncated DICOM: the file ends before a sequence delimiter")
     return result
 
 
-def _parse(data: bytes) -> ParsedObject | Rejection:
+def _parse(data: Received) -> ParsedObject | Rejection:
     if not data:
         return Rejection("empty file")
     read = _read(data)

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import itertools
 import os
+import shutil
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -69,7 +70,8 @@ class StoredFile:
 @dataclass
 class StagedBytes:
     """Received bytes on their way into intake: a partial file, written ahead or on demand,
-    that ``IntakeStore.place`` links under a final name (see ``IntakeStore.stage``)."""
+    that ``IntakeStore.place`` links under a final name (see ``IntakeStore.stage``). A file
+    staged from disk (``IntakeStore.stage_file``) is already written: ``data`` is empty."""
 
     data: bytes
     partial: Path
@@ -129,6 +131,37 @@ class IntakeStore:
             if staged.writing is not None:
                 wait([staged.writing])  # never unlink under a write still running
             staged.partial.unlink(missing_ok=True)
+
+    @contextmanager
+    def stage_file(self, source: Path) -> Iterator[StagedBytes]:
+        """Stage a file already on disk (an object received to a file as it arrived): it is
+        linked into the partial folder (copied by the kernel when on another file system),
+        flushed, and never read into memory. The partial file is removed when the block
+        ends; ``source`` is left to its owner."""
+        folder = self.root / _PARTIAL
+        if folder not in self._made:
+            _make_folder(folder)
+            self._made.add(folder)
+        partial = folder / f"{os.getpid()}.{next(self._counter)}.part"
+        try:
+            try:
+                os.link(source, partial)
+            except OSError:  # another file system (or links refused): a copy, 0600
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out, source.open("rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+            partial.chmod(0o600)  # a link shares its mode with the source: intake is 0600
+            if self.fsync:
+                fd = os.open(partial, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            done: Future[None] = Future()
+            done.set_result(None)
+            yield StagedBytes(b"", partial, done)
+        finally:
+            partial.unlink(missing_ok=True)
 
     def place(self, staged: StagedBytes, area: IntakeArea, name: str, sha256: str) -> StoredFile:
         """Link the staged bytes under ``name`` unless a file is already there.

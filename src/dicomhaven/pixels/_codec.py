@@ -15,17 +15,29 @@ pixels no longer have, and the written pixels must decode to exactly the array g
   the regions. Its Lossy Image Compression stays "01" with its ratio and method.
 
 Every write is verified by decoding the new Pixel Data and comparing it with the array.
+
+Nothing is decoded before :func:`check_declared_size` has passed: a file of a few kilobytes
+can declare 60000 x 60000 pixels, and a decoder allocates what the header declares before it
+finds the data missing (7.4 GB and 23 s for one such file). The check compares the size the
+header declares with the limit in force (the site's ``max_pixel_bytes``, set for a block of
+work with :func:`pixel_limit`), and the size each compressed frame's own header declares
+(JPEG SOF, JPEG-LS SOF55, JPEG 2000 SIZ) with Rows, Columns and Samples per Pixel: a decoder
+trusts its codestream, not the DICOM header. :func:`decode` is the one way in to a decoder.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import generate_frames
+from pydicom.encaps import generate_fragmented_frames, generate_frames
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.encoders.base import get_encoder
 from pydicom.pixels.utils import get_nr_frames, pack_bits
@@ -37,22 +49,48 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
+    JPEG2000TransferSyntaxes,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
     JPEGLSLossless,
     JPEGLSNearLossless,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
     RLELossless,
 )
 
 from dicomhaven.errors import UnsafeContent
+from dicomhaven.settings import MAX_PIXEL_BYTES_DEFAULT
 
-__all__ = ["Decoded", "RedactionError", "WriteBack", "decode", "transfer_syntax", "write_back"]
+__all__ = [
+    "DECLARED_SIZE_CHECK",
+    "DeclaredSizeError",
+    "Decoded",
+    "RedactionError",
+    "WriteBack",
+    "check_declared_size",
+    "declared_pixel_bytes",
+    "decode",
+    "pixel_limit",
+    "transfer_syntax",
+    "write_back",
+]
 
 
 class RedactionError(UnsafeContent):
     """The pixel data cannot be redacted as asked (unsupported encoding, a region outside
     the image, a write that does not decode back): the object must be held, not released.
     The message names attributes and transfer syntaxes, never a value read from the file."""
+
+
+#: How every reason this check gives begins: a held object's reason names the check.
+DECLARED_SIZE_CHECK = "declared size check"
+
+
+class DeclaredSizeError(RedactionError):
+    """The pixel data declare more than may be decoded, or a compressed frame's own header
+    declares another size than the DICOM header: held without decoding. The message names
+    the attributes and the limit, never a value read from the file."""
 
 
 class WriteBack(enum.Enum):
@@ -157,8 +195,198 @@ def _source_lossy(dataset: Dataset, syntax: UID) -> bool:
     return syntax in _MAYBE_LOSSY and declared != "00"
 
 
+_LIMIT: ContextVar[int] = ContextVar("max_pixel_bytes", default=MAX_PIXEL_BYTES_DEFAULT)
+# How far into a frame its header is looked for: past any APPn segments of a JPEG, or the
+# JP2 boxes some encoders wrap a JPEG 2000 codestream in.
+_HEADER_SEARCH = 1 << 18
+
+
+@contextmanager
+def pixel_limit(max_bytes: int) -> Iterator[None]:
+    """Decode at most ``max_bytes`` of pixels per image inside the block (in this thread or
+    task). The default outside any block is the setting's default: a site's own value is
+    set by whoever runs the site's work (the pixel policy carries it)."""
+    if max_bytes < 1:
+        raise ValueError(f"max_pixel_bytes must be positive, got {max_bytes}")
+    token = _LIMIT.set(max_bytes)
+    try:
+        yield
+    finally:
+        _LIMIT.reset(token)
+
+
+def _count(dataset: Dataset, keyword: str, default: int | None = None) -> int:
+    """A non-negative count from the header (an empty Number of Frames is one frame)."""
+    try:
+        value = dataset.get(keyword)
+    except Exception:  # pydicom converts a raw value on access: "1A" fails there
+        value = "not a number"
+    if value is None or value == "":
+        if default is None:
+            raise DeclaredSizeError(
+                f"{DECLARED_SIZE_CHECK}: {keyword} is missing, so the size of the Pixel Data "
+                "is not known; the object cannot be read"
+            )
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise DeclaredSizeError(
+            f"{DECLARED_SIZE_CHECK}: {keyword} is not a number, so the size of the Pixel Data "
+            "is not known; the object cannot be read"
+        ) from None
+    if number < 0:
+        raise DeclaredSizeError(f"{DECLARED_SIZE_CHECK}: {keyword} is negative")
+    return number
+
+
+def declared_pixel_bytes(dataset: Dataset) -> int:
+    """What decoding ``dataset``'s Pixel Data makes, in bytes, as its header declares it:
+    Rows x Columns x Number of Frames x Samples per Pixel x whole bytes of Bits Allocated
+    (a decoder gives each 1-bit pixel a byte)."""
+    rows, columns = _count(dataset, "Rows"), _count(dataset, "Columns")
+    frames = _count(dataset, "NumberOfFrames", 1) or 1
+    samples = _count(dataset, "SamplesPerPixel", 1) or 1
+    bits = _count(dataset, "BitsAllocated")
+    return rows * columns * frames * samples * max(1, -(-bits // 8))
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):.3g} GiB"
+
+
+def check_declared_size(dataset: Dataset, max_bytes: int | None = None) -> None:
+    """Raise :class:`DeclaredSizeError` unless ``dataset``'s pixels may be decoded: their
+    declared size is within ``max_bytes`` (None: the limit in force, see
+    :func:`pixel_limit`) and every compressed frame's own header agrees with Rows, Columns
+    and Samples per Pixel. Reads headers only; costs nothing next to a decode."""
+    limit = _LIMIT.get() if max_bytes is None else max_bytes
+    if declared_pixel_bytes(dataset) > limit:
+        raise DeclaredSizeError(
+            f"{DECLARED_SIZE_CHECK}: Rows x Columns x Number of Frames x Samples per Pixel x "
+            f"Bits Allocated exceeds max_pixel_bytes ({_gib(limit)}); not decoded. Raise the "
+            "setting max_pixel_bytes if images this large are expected"
+        )
+    if "PixelData" not in dataset:
+        return
+    syntax = transfer_syntax(dataset)
+    name = _STREAM_HEADER.get(syntax)
+    if name is None:
+        return  # native and RLE: the decoder sizes its output from the header alone
+    expected = (_count(dataset, "Rows"), _count(dataset, "Columns"),
+                _count(dataset, "SamplesPerPixel", 1) or 1)  # fmt: skip
+    for index, frame in enumerate(_frame_heads(dataset)):
+        declared = _stream_size(frame, syntax)
+        if declared is None:
+            raise DeclaredSizeError(
+                f"{DECLARED_SIZE_CHECK}: frame {index + 1} has no readable {name}, so the "
+                "size its decoder would make is not known; not decoded"
+            )
+        if declared != expected:
+            raise DeclaredSizeError(
+                f"{DECLARED_SIZE_CHECK}: the {name} of frame {index + 1} declares other "
+                "dimensions than Rows, Columns and Samples per Pixel; not decoded (a decoder "
+                "would allocate what the codestream declares)"
+            )
+
+
+_STREAM_HEADER = {
+    **{UID(s): "JPEG SOF marker" for s in JPEGTransferSyntaxes},
+    **{UID(s): "JPEG-LS SOF55 marker" for s in JPEGLSTransferSyntaxes},
+    **{UID(s): "JPEG 2000 SIZ marker" for s in JPEG2000TransferSyntaxes},
+}
+
+
+def _frame_heads(dataset: Dataset) -> Iterator[bytes]:
+    """The first bytes of each declared frame of encapsulated Pixel Data (enough for its
+    header), split as pydicom's decoders split them."""
+    count = _count(dataset, "NumberOfFrames", 1) or 1
+    offsets = None
+    if "ExtendedOffsetTable" in dataset and "ExtendedOffsetTableLengths" in dataset:
+        offsets = (dataset.ExtendedOffsetTable, dataset.ExtendedOffsetTableLengths)
+    try:
+        frames = generate_fragmented_frames(
+            dataset.PixelData, number_of_frames=count, extended_offsets=offsets
+        )
+        for fragments in islice(frames, count):
+            head = b""
+            for fragment in fragments:
+                head += fragment[: _HEADER_SEARCH - len(head)]
+                if len(head) >= _HEADER_SEARCH:
+                    break
+            yield head
+    except DeclaredSizeError:
+        raise
+    except Exception as exc:  # malformed encapsulation: the decoder would fail too
+        raise DeclaredSizeError(
+            f"{DECLARED_SIZE_CHECK}: the encapsulated Pixel Data cannot be split into its "
+            f"frames ({type(exc).__name__}); not decoded"
+        ) from exc
+
+
+# JPEG start-of-frame markers (ITU T.81 B.1.1.3): C0-CF except DHT, JPG and DAC.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_LS_SOF = 0xF7  # SOF55, ITU T.87 C.2.2
+_SOS, _EOI = 0xDA, 0xD9
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RSTn: no length follows
+
+
+def _jpeg_frame_size(head: bytes, markers: frozenset[int]) -> tuple[int, int, int] | None:
+    """(lines, samples per line, components) of a JPEG or JPEG-LS frame header: the first
+    start-of-frame marker in ``markers`` after SOI, walking the segments by their lengths."""
+    if head[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 4 <= len(head):
+        if head[position] != 0xFF:
+            return None
+        marker = head[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in _STANDALONE:
+            position += 2
+            continue
+        if marker in (_SOS, _EOI):
+            return None  # scan data before any frame header
+        length = int.from_bytes(head[position + 2 : position + 4], "big")
+        if marker in markers:
+            segment = head[position + 4 : position + 2 + length]
+            if length < 8 or len(segment) < 6:
+                return None
+            lines = int.from_bytes(segment[1:3], "big")
+            per_line = int.from_bytes(segment[3:5], "big")
+            return lines, per_line, segment[5]
+        position += 2 + length
+    return None
+
+
+def _j2k_size(head: bytes) -> tuple[int, int, int] | None:
+    """(height, width, components) from a JPEG 2000 codestream's SIZ marker segment (ISO
+    15444-1 A.5.1), found after SOC at the start or inside a JP2 file's boxes."""
+    start = head.find(b"\xff\x4f\xff\x51")
+    if start < 0 or len(head) < start + 42:
+        return None
+    siz = head[start + 4 :]
+    x_size, y_size = int.from_bytes(siz[4:8], "big"), int.from_bytes(siz[8:12], "big")
+    x_offset, y_offset = int.from_bytes(siz[12:16], "big"), int.from_bytes(siz[16:20], "big")
+    components = int.from_bytes(siz[36:38], "big")
+    return y_size - y_offset, x_size - x_offset, components
+
+
+def _stream_size(head: bytes, syntax: UID) -> tuple[int, int, int] | None:
+    """(rows, columns, samples) a JPEG, JPEG-LS or JPEG 2000 frame's own header declares;
+    None if it cannot be read."""
+    if syntax in JPEG2000TransferSyntaxes:
+        return _j2k_size(head)
+    if syntax in JPEGLSTransferSyntaxes:
+        return _jpeg_frame_size(head, frozenset({_JPEG_LS_SOF}))
+    return _jpeg_frame_size(head, _SOF)
+
+
 def decode(dataset: Dataset) -> Decoded:
-    """Decode every frame of ``dataset``'s Pixel Data.
+    """Decode every frame of ``dataset``'s Pixel Data, once :func:`check_declared_size`
+    has passed (with the limit in force, see :func:`pixel_limit`).
 
     Lossless data is decoded without colour conversion (YBR_FULL stays YBR_FULL, so the
     stored values are kept exactly); lossy data is decoded as a viewer shows it (YCbCr
@@ -171,6 +399,7 @@ def decode(dataset: Dataset) -> Decoded:
             )
     if "PixelData" not in dataset:
         raise RedactionError("the data set has no Pixel Data (7FE0,0010) to redact")
+    check_declared_size(dataset)
     syntax = transfer_syntax(dataset)
     lossy = _source_lossy(dataset, syntax)
     convert = syntax.is_compressed and lossy

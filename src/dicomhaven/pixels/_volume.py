@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian
 
 from dicomhaven.errors import UnsafeContent
+from dicomhaven.pixels._codec import RedactionError, check_declared_size
 
 __all__ = ["DefacingError", "FrameSource", "Volume", "read_volume", "write_volume"]
 
@@ -114,6 +115,10 @@ def _planes_of(index: int, ds: Dataset) -> list[_Plane]:
     if "PixelData" not in ds:
         raise DefacingError("a slice of the series has no Pixel Data")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        check_declared_size(ds)  # before pydicom's decoder allocates what the header claims
+    except RedactionError as exc:
+        raise DefacingError(str(exc)) from exc
     pixels = np.asarray(ds.pixel_array, dtype=np.float32)
     if frames == 1:
         pixels = pixels[np.newaxis]
