@@ -126,7 +126,7 @@ def test_interrupted_job_leaves_objects_unaccounted_until_processed(site: Site) 
     execute(site, update(Job).where(Job.id == job).values(pid=dead_pid()))
     report = ledger.verify(site.intake)
     assert report.unaccounted == 3 and not report.consistent
-    assert process_pending(site) == OUTCOMES
+    assert process_pending(site).outcomes == OUTCOMES
     assert ledger.verify(site.intake).consistent
 
 

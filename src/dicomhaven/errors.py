@@ -7,6 +7,7 @@
     ├── SiteError              the site folder is missing, incomplete or not initialised
     ├── InvalidIdentifier      a patient identifier failed validation (never carries the value)
     ├── LedgerError            the ledger refused a transition or found an inconsistency
+    ├── DiskFull               a write found no space left (names the zone, never a file)
     ├── PullError              a pull cannot go on (source refused us, job unknown or busy)
     └── UnsafeContent          an object holds an identifier that cannot be removed from it
         ├── RedactionError     pixels that cannot be blanked and written back (pixels)
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DicomHavenError",
+    "DiskFull",
     "InvalidIdentifier",
     "LedgerError",
     "PullError",
@@ -47,6 +49,21 @@ class InvalidIdentifier(DicomHavenError):
 
 class LedgerError(DicomHavenError):
     """A ledger transition is not allowed, or the ledger is inconsistent."""
+
+
+class DiskFull(DicomHavenError):
+    """A write found no space left (ENOSPC, a quota, SQLite's "database or disk is full").
+
+    ``zones`` are the site's zones it was for; the command line exits 74 (EX_IOERR).
+    """
+
+    def __init__(self, zones: list[str], doing: str) -> None:
+        self.zones = zones
+        where = " and ".join(zones) if zones else "unknown (a file system the command writes to)"
+        super().__init__(
+            f"disk full: no space left in zone {where} while {doing}; free space there, then "
+            "run 'dicomhaven process': it records and finishes everything received so far"
+        )
 
 
 class PullError(DicomHavenError):

@@ -4,6 +4,14 @@ Invariant: every object received is, at every moment, in exactly one status — 
 (``received``, under a job that is still running) or terminal (released, quarantined,
 rejected, failed), each terminal status with a reason. :meth:`Ledger.verify` checks it,
 together with the history of transitions and the files in the intake zone.
+
+Several processes write at once (two imports, the receiver, ``process``), so every write
+that first reads what it changes holds the rows it read: on SQLite the transaction takes the
+database's write lock before it reads (``BEGIN IMMEDIATE``), on PostgreSQL it reads them
+``FOR UPDATE``, in one order (object key), and a transaction PostgreSQL picks as a
+deadlock's victim is run again. New objects are inserted if absent (``ON CONFLICT DO
+NOTHING``): an object another importer entered meanwhile is counted as a re-receipt, never
+an IntegrityError.
 """
 
 from __future__ import annotations
@@ -11,13 +19,17 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhaven.catalogue import (
@@ -46,6 +58,9 @@ ALLOWED_TRANSITIONS: dict[ObjectStatus | None, frozenset[ObjectStatus]] = {
     _S.REJECTED: frozenset(),
 }
 _MAX_PROBLEMS = 50
+_ATTEMPTS = 5  # a PostgreSQL deadlock or serialization failure is retried this often
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -154,6 +169,62 @@ class Ledger:
                 )
             )
 
+    # -- writing safely beside other writers -------------------------------------------------
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A transaction that may read rows and then change them, beside other processes
+        doing the same: on SQLite it holds the write lock from its first statement (a read
+        outside it would be stale by the time it writes); PostgreSQL reads ``FOR UPDATE``."""
+        with self._sessions.begin() as session:
+            if session.get_bind().dialect.name == "sqlite":
+                session.execute(text("BEGIN IMMEDIATE"))
+            yield session
+
+    def _retrying(self, write: Callable[[], T]) -> T:
+        """Run ``write`` again when PostgreSQL chose it as a deadlock's or a serialization
+        failure's victim (its transaction was rolled back whole, so a rerun is safe)."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return write()
+            except OperationalError as exc:
+                code = getattr(exc.orig, "sqlstate", None)
+                if code not in _RETRYABLE_SQLSTATES or attempt == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _known(self, session: Session, keys: Iterable[str]) -> dict[str, _Known]:
+        """The ledger's rows for ``keys``, held until the transaction ends."""
+        query = (
+            select(LedgerObject.id, LedgerObject.object_key, LedgerObject.status,
+                   LedgerObject.job_id, LedgerObject.receipts, LedgerObject.intake_path)
+            .where(LedgerObject.object_key.in_(sorted(keys)))
+            .order_by(LedgerObject.object_key)
+            .with_for_update()
+        )  # fmt: skip
+        return {
+            row.object_key: _Known(row.id, ObjectStatus(row.status), row.job_id, row.receipts,
+                                   row.intake_path)
+            for row in session.execute(query)
+        }  # fmt: skip
+
+    @staticmethod
+    def _insert_if_absent(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert the rows whose object key is not in the ledger yet (another writer may have
+        entered some since we looked); the ids of those inserted, by object key."""
+        if not rows:
+            return {}
+        dialect = session.get_bind().dialect.name
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        statement = (
+            module.insert(LedgerObject)
+            .on_conflict_do_nothing(index_elements=[LedgerObject.object_key])
+            .returning(LedgerObject.id, LedgerObject.object_key)
+        )
+        # In receipt order, so ids follow the order of arrival; two importers inserting the
+        # same new objects in opposite orders may deadlock on PostgreSQL, which then rolls
+        # one back, and ``_retrying`` runs it again.
+        return {key: object_id for object_id, key in session.execute(statement, rows)}
+
     # -- receiving ------------------------------------------------------------------------
     # Writes are bulk statements (one INSERT/UPDATE per batch, not per object): the ledger
     # must not be what limits how fast a site can receive.
@@ -164,63 +235,45 @@ class Ledger:
 
         New objects become ``received`` (and at once ``rejected`` when intake refused them);
         re-receipts of a known object are counted. Returns one result per receipt and the
-        objects the pipeline should now process.
+        objects the pipeline should now process. Safe beside other importers of the same
+        objects: each object is entered once, by whichever transaction comes first.
         """
+        return self._retrying(lambda: self._receive(job_id, source, receipts))
+
+    def _receive(
+        self, job_id: int, source: str, receipts: Sequence[Receipt]
+    ) -> tuple[list[ReceiptResult], list[Pending]]:
         now = _now()
         results: list[ReceiptResult] = []
         pending: list[Pending] = []
         events: list[dict[str, object]] = []
-        with self._sessions.begin() as session:
-            known = {
-                row.object_key: _Known(row.id, ObjectStatus(row.status), row.job_id,
-                                       row.receipts, row.intake_path)
-                for row in session.execute(
-                    select(LedgerObject.id, LedgerObject.object_key, LedgerObject.status,
-                           LedgerObject.job_id, LedgerObject.receipts, LedgerObject.intake_path)
-                    .where(LedgerObject.object_key.in_({r.object_key for r in receipts}))
-                )
-            }  # fmt: skip
-            stale_jobs = self._stale_job_ids(session)
-            fresh: dict[str, Receipt] = {}
-            fresh_count: Counter[str] = Counter()
+        with self._writing() as session:
+            known = self._known(session, {r.object_key for r in receipts})
+            first: dict[str, Receipt] = {}
+            counted: Counter[str] = Counter()
+            for receipt in receipts:
+                if receipt.object_key not in known:
+                    first.setdefault(receipt.object_key, receipt)
+                    counted[receipt.object_key] += 1
+            inserted = self._insert_if_absent(
+                session,
+                [self._new_row(job_id, source, r, counted[k], now) for k, r in first.items()],
+            )
+            lost = set(first) - set(inserted)  # entered by another writer since we looked
+            if lost:
+                known.update(self._known(session, lost))
+            live = self._live_job_ids(session)
+            entered: set[str] = set()
             touched: dict[int, _Known] = {}
             for receipt in receipts:
                 key = receipt.object_key
-                if key in fresh:
-                    fresh_count[key] += 1
-                    results.append(ReceiptResult.DUPLICATE)
-                    continue
-                row = known.get(key)
-                if row is None:
-                    fresh[key] = receipt
-                    fresh_count[key] += 1
+                if key in inserted:
+                    if key in entered:
+                        results.append(ReceiptResult.DUPLICATE)
+                        continue
+                    entered.add(key)
                     results.append(ReceiptResult.NEW)
-                    continue
-                row.receipts += 1
-                touched[row.id] = row
-                stale = row.status is _S.RECEIVED and row.job_id in stale_jobs
-                if row.status is _S.FAILED or stale:
-                    if row.status is _S.FAILED:
-                        events.append(
-                            self._event(row.id, key, row.status, _S.RECEIVED, "retry", job_id, "ingest", now)
-                        )  # fmt: skip
-                        row.status = _S.RECEIVED
-                        row.reason = "retry"
-                    row.job_id = job_id
-                    pending.append(Pending(row.id, key, row.intake_path))
-                    results.append(ReceiptResult.RESUMED)
-                else:
-                    results.append(ReceiptResult.DUPLICATE)
-            if fresh:
-                rows = [
-                    self._new_row(job_id, source, r, fresh_count[k], now) for k, r in fresh.items()
-                ]
-                ids = session.execute(
-                    insert(LedgerObject).returning(LedgerObject.id, sort_by_parameter_order=True),
-                    rows,
-                ).scalars()
-                for object_id, receipt in zip(ids, fresh.values(), strict=True):
-                    key = receipt.object_key
+                    object_id = inserted[key]
                     events.append(
                         self._event(object_id, key, None, _S.RECEIVED, f"received from {source}",
                                     job_id, "ingest", now)
@@ -232,6 +285,23 @@ class Ledger:
                             self._event(object_id, key, _S.RECEIVED, _S.REJECTED,
                                         receipt.rejection, job_id, "ingest", now)
                         )  # fmt: skip
+                    continue
+                row = known[key]
+                row.receipts += 1
+                touched[row.id] = row
+                abandoned = row.status is _S.RECEIVED and row.job_id not in live
+                if row.status is _S.FAILED or abandoned:
+                    if row.status is _S.FAILED:
+                        events.append(
+                            self._event(row.id, key, row.status, _S.RECEIVED, "retry", job_id, "ingest", now)
+                        )  # fmt: skip
+                        row.status = _S.RECEIVED
+                        row.reason = "retry"
+                    row.job_id = job_id
+                    pending.append(Pending(row.id, key, row.intake_path))
+                    results.append(ReceiptResult.RESUMED)
+                else:
+                    results.append(ReceiptResult.DUPLICATE)
             if touched:
                 session.execute(
                     update(LedgerObject), [row.changes(now) for row in touched.values()]
@@ -298,30 +368,44 @@ class Ledger:
         job_id: int,
         decisions: dict[int, tuple[ObjectStatus, str, str]],
         *,
-        only_from: ObjectStatus | None = None,
         pseudonyms: dict[int, str] | None = None,
         profiles: dict[int, str] | None = None,
     ) -> None:
         """Apply status changes ``{object id: (status, reason, stage)}`` in one transaction,
         recording each object's master pseudonym where the identity stage found one."""
+        self._retrying(lambda: self._moving(job_id, decisions, pseudonyms, profiles))
+
+    def _locked(
+        self, session: Session, object_ids: Iterable[int]
+    ) -> list[tuple[int, str, str, int]]:
+        """(id, key, status, job id) of objects, held until the transaction ends, in the
+        order every writer takes them (object key)."""
+        query = (
+            select(LedgerObject.id, LedgerObject.object_key, LedgerObject.status,
+                   LedgerObject.job_id)
+            .where(LedgerObject.id.in_(list(object_ids)))
+            .order_by(LedgerObject.object_key)
+            .with_for_update()
+        )  # fmt: skip
+        return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+    def _moving(
+        self,
+        job_id: int,
+        decisions: Mapping[int, tuple[ObjectStatus, str, str]],
+        pseudonyms: Mapping[int, str] | None,
+        profiles: Mapping[int, str] | None,
+    ) -> None:
         now = _now()
-        with self._sessions.begin() as session:
-            rows = session.execute(
-                select(LedgerObject.id, LedgerObject.object_key, LedgerObject.status).where(
-                    LedgerObject.id.in_(list(decisions))
-                )
-            )
+        with self._writing() as session:
             updates: list[dict[str, object]] = []
             events: list[dict[str, object]] = []
-            for object_id, key, status in rows:
+            for object_id, key, status, _job in self._locked(session, decisions):
                 to, reason, stage = decisions[object_id]
                 current = ObjectStatus(status)
                 row: dict[str, object] = {"id": object_id, "job_id": job_id}
-                if only_from is None or current is only_from:
-                    events.append(
-                        self._event(object_id, key, current, to, reason, job_id, stage, now)
-                    )
-                    row.update(status=to.value, reason=reason, updated_at=now)
+                events.append(self._event(object_id, key, current, to, reason, job_id, stage, now))
+                row.update(status=to.value, reason=reason, updated_at=now)
                 if pseudonyms and object_id in pseudonyms:
                     row["pseudonym"] = pseudonyms[object_id]
                 if profiles and object_id in profiles:
@@ -360,12 +444,12 @@ class Ledger:
     def pending(self, batch: int = 500) -> Iterator[list[Pending]]:
         """Objects left in flight by a dead job or failed in a stage, in batches."""
         with self._sessions() as session:
-            stale = self._stale_job_ids(session)
+            live = self._live_job_ids(session)
             query = (
                 select(LedgerObject.id, LedgerObject.object_key, LedgerObject.intake_path)
                 .where(
                     (LedgerObject.status == _S.FAILED)
-                    | ((LedgerObject.status == _S.RECEIVED) & LedgerObject.job_id.in_(stale))
+                    | ((LedgerObject.status == _S.RECEIVED) & LedgerObject.job_id.not_in(live))
                 )
                 .order_by(LedgerObject.id)
             )
@@ -373,15 +457,51 @@ class Ledger:
         for start in range(0, len(rows), batch):
             yield rows[start : start + batch]
 
-    def reopen(self, job_id: int, items: Sequence[Pending]) -> None:
-        """Put failed objects back in flight under ``job_id`` before they are processed again."""
-        self._move(
-            job_id,
-            {p.object_id: (_S.RECEIVED, "retry", "process") for p in items},
-            only_from=_S.FAILED,
-        )
+    def reopen(self, job_id: int, items: Sequence[Pending]) -> list[Pending]:
+        """Claim objects for ``job_id`` before they are processed again: failed ones go back
+        in flight, those a dead job left in flight change job. Returns those claimed: an
+        object another live job took meanwhile (a second ``process``, an import that met it
+        again) is left to it, so no object is processed twice at once."""
+        return self._retrying(lambda: self._reopen(job_id, items))
+
+    def _reopen(self, job_id: int, items: Sequence[Pending]) -> list[Pending]:
+        now = _now()
+        by_id = {p.object_id: p for p in items}
+        claimed: list[Pending] = []
+        with self._writing() as session:
+            live = self._live_job_ids(session)
+            updates: list[dict[str, object]] = []
+            events: list[dict[str, object]] = []
+            for object_id, key, status, owner in self._locked(session, by_id):
+                current = ObjectStatus(status)
+                if current is _S.FAILED:
+                    events.append(
+                        self._event(object_id, key, current, _S.RECEIVED, "retry", job_id,
+                                    "process", now)
+                    )  # fmt: skip
+                    updates.append({"id": object_id, "job_id": job_id, "status": _S.RECEIVED.value,
+                                    "reason": "retry", "updated_at": now})  # fmt: skip
+                elif current is _S.RECEIVED and owner not in live:
+                    updates.append({"id": object_id, "job_id": job_id})
+                else:
+                    continue
+                claimed.append(by_id[object_id])
+            if updates:
+                session.execute(update(LedgerObject), updates)
+            if events:
+                session.execute(insert(LedgerEvent), events)
+        return sorted(claimed, key=lambda p: p.object_id)
 
     # -- reading and checking ---------------------------------------------------------------
+    def unrecorded(self, intake_root: Path) -> list[str]:
+        """Intake files that no ledger entry names: written by a job that died before it
+        recorded them (or, while one runs, not recorded yet). Listed before the ledger is
+        read, so a file recorded in between is not taken for one."""
+        stored = IntakeStore(intake_root).iter_files()
+        with self._sessions() as session:
+            referenced = set(session.scalars(select(LedgerObject.intake_path)))
+        return sorted(set(stored) - referenced)
+
     def _stale_job_ids(self, session: Session) -> set[int]:
         """Jobs that say they are running but whose process is gone."""
         stale = set()
@@ -389,6 +509,26 @@ class Ledger:
             if job.pid != os.getpid() and not pid_alive(job.pid):
                 stale.add(job.id)
         return stale
+
+    def _live_job_ids(self, session: Session) -> set[int]:
+        """Jobs running in a process that lives. An object in flight under any other job
+        (one interrupted, or whose process died, however it died) is abandoned: the next
+        import that meets it or ``process`` takes it over."""
+        running = set(session.scalars(select(Job.id).where(Job.state == JobState.RUNNING)))
+        return running - self._stale_job_ids(session)
+
+    def end_dead_jobs(self) -> int:
+        """Mark interrupted the jobs that say they run but whose process is gone (killed, or
+        unable to record its end on a full disk); how many."""
+        with self._writing() as session:
+            stale = self._stale_job_ids(session)
+            if stale:
+                session.execute(
+                    update(Job)
+                    .where(Job.id.in_(stale))
+                    .values(state=JobState.INTERRUPTED, finished_at=_now())
+                )
+        return len(stale)
 
     def counts(self) -> dict[str, int]:
         with self._sessions() as session:
@@ -475,7 +615,8 @@ class Ledger:
             else:
                 unaccounted += len(orphans)
                 problems.extend(
-                    f"intake file {path} is in no ledger entry; re-import it to account for it"
+                    f"intake file {path} is in no ledger entry; run 'dicomhaven process' to "
+                    "record it"
                     for path in orphans
                 )
         report = LedgerReport(

@@ -1,20 +1,32 @@
-"""Running stages over objects, and the executors that run work inline or in processes."""
+"""Running stages over objects, and the executors that run work inline or in processes.
+
+A pool's workers die with the process that made them: each holds the read end of a pipe
+whose only write end the parent holds, and a worker thread ends the worker when the pipe
+reads end-of-file, which the kernel makes happen when the parent exits however it exits
+(``kill -9`` included). Without it, workers of a killed import lived on, ~0.5 GB each.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import sys
-from collections import deque
+import threading
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
+from multiprocessing import forkserver
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from dicomhaven._logging import add_library_warnings, install_warning_route, library_warnings
 from dicomhaven.catalogue import ObjectStatus
+from dicomhaven.pipeline._failures import failure_outcome
 from dicomhaven.pipeline._stage import Decision, Outcome, PipelineObject, Stage, StageContext
 
 __all__ = [
@@ -53,6 +65,7 @@ class Pipeline:
                 outcome = stage(obj, ctx)
             except Exception as exc:
                 # The exception text may quote a value from the file: keep only its type.
+                status, reason = failure_outcome(exc, stage.name, ctx.site_root)
                 log.warning(
                     "stage failed with %s",
                     type(exc).__name__,
@@ -60,14 +73,10 @@ class Pipeline:
                         "stage": stage.name,
                         "object": obj.object_key,
                         "error": type(exc).__name__,
+                        "status": status.value,
                     },
                 )
-                return Outcome(
-                    ObjectStatus.FAILED,
-                    f"stage '{stage.name}' failed with {type(exc).__name__}; retry with "
-                    "'dicomhaven process'",
-                    stage.name,
-                )
+                return Outcome(status, reason, stage.name)
             if outcome is not None:
                 return outcome
         return Outcome(ObjectStatus.QUARANTINED, NO_RELEASE_REASON, "gate")
@@ -118,25 +127,33 @@ class ProcessExecutor:
         # small import. The forkserver imports them once instead, and workers fork warm.
         # It only takes effect when the forkserver starts (once per process).
         context.set_forkserver_preload(_loaded_dicomhaven_modules())
+        # Started now, not at the first submit: its socket is made in the temporary folder
+        # of that moment, which code receiving a large object may have pointed elsewhere.
+        forkserver.ensure_running()
+        # The lifeline: workers get the read end; the write end stays here, and closes
+        # when this process ends (see the module docstring).
+        self._lifeline, self._lifeline_writer = context.Pipe(duplex=False)
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(WorkerLogging.of_this_process(),),
+            initargs=(WorkerLogging.of_this_process(), self._lifeline),
         )
 
     def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        pending: deque[Future[list[R]]] = deque()
+        pending: deque[Future[tuple[list[R], Counter[str]]]] = deque()
         iterator = iter(items)
         while chunk := list(islice(iterator, self._chunk_size)):
             pending.append(self._pool.submit(_apply, fn, chunk))
             if len(pending) >= self._window:
-                yield from pending.popleft().result()
+                yield from _results(pending.popleft())
         while pending:
-            yield from pending.popleft().result()
+            yield from _results(pending.popleft())
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._lifeline_writer.close()
+        self._lifeline.close()
 
 
 #: Workers write owner-only files (mode 0600, folders 0700) whatever their parent's umask:
@@ -176,10 +193,24 @@ class WorkerLogging:
         logging.getLogger("pydicom").propagate = False  # its messages quote values
 
 
-def _start_worker(logs: WorkerLogging) -> None:
-    """A pool worker's start: owner-only files, and the parent's log."""
+def _start_worker(logs: WorkerLogging, lifeline: Connection) -> None:
+    """A pool worker's start: owner-only files, the parent's log, library warnings routed
+    into it (never onto the terminal: they quote values), and death with the parent."""
     os.umask(WORKER_UMASK)
     logs.apply()
+    install_warning_route()
+    threading.Thread(
+        target=_die_with_parent, args=(lifeline,), name="lifeline", daemon=True
+    ).start()
+
+
+def _die_with_parent(lifeline: Connection) -> None:
+    """Block until the parent's end of the lifeline closes, then end this worker at once:
+    its work is for a parent that cannot take the result (what it left half-done, the
+    ledger finds and ``dicomhaven process`` finishes)."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(70)  # EX_SOFTWARE: no clean-up may run in a process whose parent is gone
 
 
 def _loaded_dicomhaven_modules() -> list[str]:
@@ -188,8 +219,18 @@ def _loaded_dicomhaven_modules() -> list[str]:
     return sorted(name for name in sys.modules if name.partition(".")[0] == "dicomhaven")
 
 
-def _apply(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
-    return [fn(item) for item in chunk]
+def _apply(fn: Callable[[T], R], chunk: list[T]) -> tuple[list[R], Counter[str]]:
+    """Run ``fn`` over a chunk in a worker; also return the library warnings it met, for the
+    parent's counts (a worker's own counts die with it)."""
+    before = library_warnings()
+    results = [fn(item) for item in chunk]
+    return results, library_warnings() - before
+
+
+def _results(future: Future[tuple[list[R], Counter[str]]]) -> list[R]:
+    results, warned = future.result()
+    add_library_warnings(warned)
+    return results
 
 
 def make_executor(workers: int) -> Executor:
