@@ -337,7 +337,11 @@ def test_storescu_pushes_a_folder_once_and_again(
     summary = scp.stop()
 
     assert summary["statuses"] == {"0x0000": 2 * len(files)}
-    assert summary["receipts"] == {"new": len(files), "duplicate": len(files)}
+    # The second copy of each object is never new: a duplicate if its first copy was decided
+    # by then, "resumed" (picked up again, still in flight) if the pipeline is behind.
+    receipts = summary["receipts"]
+    assert receipts.get("new") == len(files) and set(receipts) <= {"new", "duplicate", "resumed"}
+    assert receipts.get("duplicate", 0) + receipts.get("resumed", 0) == len(files)
     rows = ledger_rows(sqlite_site)
     assert {row.object_key for row in rows} == keys  # every object, exactly once
     assert len(rows) == len(files)

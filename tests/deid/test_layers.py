@@ -86,7 +86,7 @@ def test_bad_layers_are_refused_with_file_and_line(tmp_path: Path, text: str, pr
 
 
 def test_pipeline_records_the_composed_profile_of_each_object(
-    sqlite_site: Site, synth_site: GeneratedSite
+    sqlite_site: Site, synth_kinds: GeneratedSite
 ) -> None:
     write_layers(sqlite_site.root)
     settings = sqlite_site.root / "dicomhaven.yaml"
@@ -94,11 +94,11 @@ def test_pipeline_records_the_composed_profile_of_each_object(
     site = open_site(sqlite_site.root)
     base = load_profile(site.settings.deid_profile)
     composed = load_layers(sqlite_site.root / "layers.yaml", base).for_header(header("US"))
-    import_paths(site, [synth_site.root / "export"])
+    import_paths(site, [synth_kinds.root / "export"])
     with make_sessionmaker(make_engine(site.database_url))() as session:
         by_sha = {o.sha256: o for o in session.scalars(select(LedgerObject))}
-    for record in synth_site.key.files:
-        data = (synth_site.root / record.path).read_bytes()
+    for record in synth_kinds.key.files:
+        data = (synth_kinds.root / record.path).read_bytes()
         obj = by_sha[hashlib.sha256(data).hexdigest()]
         ultrasound = record.kind in (FileKind.US, FileKind.US_CINE)
         assert obj.profile_sha256 == (composed.sha256 if ultrasound else base.sha256)

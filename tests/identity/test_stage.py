@@ -27,14 +27,14 @@ def key_of(site: Site) -> dict[str, LedgerObject]:
     return {o.sha256: o for o in objects(site)}
 
 
-def test_every_patient_gets_one_pseudonym(site: Site, synth_site: GeneratedSite) -> None:
+def test_every_patient_gets_one_pseudonym(site: Site, synth_patients: GeneratedSite) -> None:
     import hashlib
 
-    import_paths(site, [synth_site.root / "export"])
+    import_paths(site, [synth_patients.root / "export"])
     by_sha = key_of(site)
     pseudonym_of_patient: dict[int, set[str]] = {}
-    for record in synth_site.key.files:
-        data = (synth_site.root / record.path).read_bytes()
+    for record in synth_patients.key.files:
+        data = (synth_patients.root / record.path).read_bytes()
         obj = by_sha[hashlib.sha256(data).hexdigest()]
         # Images end as the pixel stage decides (see tests/pixels/test_stage.py); a report's
         # de-identified headers are all there is, so it is released.
@@ -45,9 +45,9 @@ def test_every_patient_gets_one_pseudonym(site: Site, synth_site: GeneratedSite)
         pseudonym_of_patient.setdefault(record.patient, set()).add(obj.pseudonym)
     assert all(len(p) == 1 for p in pseudonym_of_patient.values())
     distinct = {next(iter(p)) for p in pseudonym_of_patient.values()}
-    assert len(distinct) == len(synth_site.key.patients)
+    assert len(distinct) == len(synth_patients.key.patients)
     vault = site.open_vault()
-    for patient in synth_site.key.patients:
+    for patient in synth_patients.key.patients:
         (pseudonym,) = pseudonym_of_patient[patient.index]
         assert vault.find(PatientIdentifier(Scheme.NHS, patient.nhs_number)) == pseudonym
         assert (
@@ -89,15 +89,15 @@ def test_another_hospital_same_nhs_number_same_pseudonym(
     assert first.pseudonym == second.pseudonym
 
 
-def test_withdrawn_patient_is_quarantined(sqlite_site: Site, synth_site: GeneratedSite) -> None:
-    patient = synth_site.key.patients[1]
+def test_withdrawn_patient_is_quarantined(sqlite_site: Site, synth_patients: GeneratedSite) -> None:
+    patient = synth_patients.key.patients[1]
     pseudonym = sqlite_site.open_vault().resolve(
         [PatientIdentifier(Scheme.NHS, patient.nhs_number)]
     )
     ConsentRegister(make_engine(sqlite_site.database_url)).record(
         [pseudonym], ConsentStatus.WITHDRAWN, source="test", actor="tester"
     )
-    import_paths(sqlite_site, [synth_site.root / "export"])
+    import_paths(sqlite_site, [synth_patients.root / "export"])
     withdrawn = [o for o in objects(sqlite_site) if o.pseudonym == pseudonym]
     assert withdrawn and all(o.reason == "consent withdrawn" for o in withdrawn)
     others = [o for o in objects(sqlite_site) if o.pseudonym != pseudonym]
@@ -153,9 +153,9 @@ def test_pydicom_files_without_issuer_are_local_numbers(sqlite_site: Site, tmp_p
 
 @pytest.mark.integration
 def test_two_workers_give_each_patient_one_pseudonym(
-    sqlite_site: Site, synth_site: GeneratedSite
+    sqlite_site: Site, synth_patients: GeneratedSite
 ) -> None:
-    import_paths(sqlite_site, [synth_site.root / "export"], workers=2)
+    import_paths(sqlite_site, [synth_patients.root / "export"], workers=2)
     pseudonyms = {o.pseudonym for o in objects(sqlite_site)}
-    assert len(pseudonyms) == len(synth_site.key.patients)
-    assert sqlite_site.open_vault().patient_count() == len(synth_site.key.patients)
+    assert len(pseudonyms) == len(synth_patients.key.patients)
+    assert sqlite_site.open_vault().patient_count() == len(synth_patients.key.patients)
