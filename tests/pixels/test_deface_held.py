@@ -48,11 +48,15 @@ def test_held_head_series_is_defaced_and_released(
     summary = json.loads(capsys.readouterr().out)
     assert summary["series"] == 1 and summary["defaced"] == 1
     assert summary["objects_released"] == len(held)
+    [decided] = summary["decisions"]  # why the series was treated as a head
+    assert decided["decision"] == "deface" and decided["slices"] == len(held)
+    assert decided["evidence"] == "header" and decided["reasons"]
     after = objects(sqlite_site)
     assert {o.status for o in after} == {"released"}
     # What was checked: the text, on the defaced slice as written, and the face.
     assert all(o.reason.startswith(("pixels: not-read: ", "pixels: clean: ")) for o in after)
-    assert all("; face: defaced and verified (review render " in o.reason for o in after)
+    assert all("; face: defaced and verified (" in o.reason for o in after)
+    assert all("no face found" in o.reason and "review render " in o.reason for o in after)
     assert list((sqlite_site.root / "quarantine").rglob("face-review-*.png"))  # for review
     assert not list((sqlite_site.root / "quarantine").rglob("*.dcm"))
 

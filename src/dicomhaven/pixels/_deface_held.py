@@ -92,6 +92,9 @@ class DefaceSummary:
     released_without: int = 0  # series that show no face
     held: list[str] = field(default_factory=list)  # a reason per series left held
     objects_released: int = 0
+    #: Per series, in order: whether it was treated as a head and why (words and geometry,
+    #: never a value from the headers), so a data manager can see each decision.
+    decisions: list[dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -100,6 +103,7 @@ class DefaceSummary:
             "released_without_defacing": self.released_without,
             "held": self.held,
             "objects_released": self.objects_released,
+            "decisions": self.decisions,
         }
 
 
@@ -165,6 +169,14 @@ def _one_series(
     # Decided on the headers as received: de-identification removes the descriptions and
     # the body part that say a series is a head.
     decision = face_triage([s.original for s in slices])
+    summary.decisions.append(
+        {
+            "slices": len(slices),
+            "decision": decision.decision.value,
+            "evidence": decision.evidence.value,
+            "reasons": list(decision.reasons),
+        }
+    )
     if decision.decision is FaceDecision.REVIEW:
         why = "; ".join(decision.reasons)
         summary.held.append(f"needs review: {why}")
