@@ -132,7 +132,7 @@ def _slice_field(header: Dataset) -> tuple[float, float] | None:
         return None
     if "LOCALIZER" in {str(v).upper() for v in values_of(header.get("ImageType"))}:
         return None
-    plane = _planes([header])[0]
+    plane = _planes([header], frames=1)[0]  # the first frame: never one per declared frame
     placed = plane.position is not None and plane.orientation is not None
     if not placed or plane.spacing is None or len(plane.spacing) != 2:
         return None
@@ -185,13 +185,26 @@ def _numbers(value: object) -> list[float] | None:
         return None
 
 
-def _planes(datasets: Sequence[Dataset]) -> list[_Plane]:
-    """Every frame's geometry, from the top level or the functional groups (header only)."""
+def _frame_count(ds: Dataset) -> int:
+    """Number of Frames, or 1 when it is not a number (``1A``): tolerant when reading; the
+    pixel stage's declared size check refuses such an object before any decoder runs."""
+    try:
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _planes(datasets: Sequence[Dataset], frames: int | None = None) -> list[_Plane]:
+    """Every frame's geometry (or the first ``frames`` of each data set's), from the top
+    level or the functional groups (header only). Number of Frames is the sender's word: a
+    header claiming two billion frames made one plane each (minutes, gigabytes) when one
+    slice's field of view was asked for."""
     planes: list[_Plane] = []
     for ds in datasets:
         shared = _item(ds, keyword="SharedFunctionalGroupsSequence")
         per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-        for f in range(int(ds.get("NumberOfFrames", 1) or 1)):
+        declared = _frame_count(ds)
+        for f in range(declared if frames is None else min(frames, declared)):
             own = per_frame[f] if per_frame is not None and f < len(per_frame) else None
             position = _item(own, shared, keyword="PlanePositionSequence") or ds
             orientation = _item(own, shared, keyword="PlaneOrientationSequence") or ds
