@@ -1,7 +1,8 @@
 """The ``dicomhaven`` command line: parses arguments, calls the core, renders the result.
 
 Exit codes: 0 success; 1 the work ran but something needs attention (an unreadable file,
-an inconsistent ledger); 2 bad usage, settings or site. No business logic lives here.
+an inconsistent ledger); 2 bad usage, settings or site; 74 (EX_IOERR) a disk was full;
+70 an internal error. No business logic lives here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from rich.table import Table
 
 from dicomhaven import __version__
 from dicomhaven._console import printable, safe
-from dicomhaven.errors import ConfigError, DicomHavenError, SiteError
+from dicomhaven.errors import ConfigError, DicomHavenError, DiskFull, SiteError
 
 __all__ = ["app", "main"]
 
@@ -60,6 +61,7 @@ WorkersOption = Annotated[
     ),
 ]
 DEFAULT_SITE = Path("dicomhaven-site")
+EX_IOERR = 74  # sysexits.h: a disk was full (the message names the zone)
 
 
 def _open(site_dir: Path) -> Any:
@@ -246,8 +248,30 @@ def import_(
             out.print(f"  … and {len(summary.rejected) - 20} more rejected (see --json)")
         for path, reason in summary.unreadable:
             err.print(f"  not received {printable(path)}: {printable(reason)}")
+        _print_warnings(summary.warnings)
+    _exit_if_disk_full(summary.disk_full)
     if summary.unreadable:
         raise typer.Exit(1)
+
+
+def _print_warnings(warned: dict[str, int]) -> None:
+    """Library warnings by kind (our words: their own text may quote a value)."""
+    if warned:
+        out.print(
+            "  library warnings (kinds only; see the site's log): "
+            + ", ".join(f"{n} {safe(kind)}" for kind, n in sorted(warned.items()))
+        )
+
+
+def _exit_if_disk_full(failed: dict[str, int]) -> None:
+    """Objects failed on a full disk: say so, name the zones, exit 74."""
+    if failed:
+        zones = ", ".join(f"{zone} ({n} objects)" for zone, n in sorted(failed.items()))
+        err.print(
+            f"error: disk full: no space left in zone {zones}; those objects are 'failed': "
+            "free space there, then run 'dicomhaven process'"
+        )
+        raise typer.Exit(EX_IOERR)
 
 
 @app.command()
@@ -256,15 +280,25 @@ def process(
     workers: WorkersOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Finish objects left in flight by an interrupted job, and retry failed ones."""
+    """Account for everything after a crash: record intake files that no ledger entry
+    names, finish objects left in flight by an interrupted job, and retry failed ones."""
     from dicomhaven.ingest import process_pending
 
-    outcomes = process_pending(_open(site_dir), workers=workers)
+    summary = process_pending(_open(site_dir), workers=workers)
     if as_json:
-        _print_json(dict(outcomes))
+        _print_json(summary.as_dict())
     else:
-        done = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "nothing to do"
-        out.print(f"Processed: {done}")
+        if summary.recovered or summary.partials_removed:
+            out.print(
+                f"Recovered: {summary.recovered} intake files without a ledger entry recorded, "
+                f"{summary.partials_removed} partial files of dead writers removed"
+            )
+        for relpath in summary.not_recovered[:20]:
+            err.print(f"  not recorded (its content names another file): {printable(relpath)}")
+        done = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items()))
+        out.print(f"Processed: {done or 'nothing to do'}")
+        _print_warnings(summary.warnings)
+    _exit_if_disk_full(summary.disk_full)
 
 
 @app.command()
@@ -728,7 +762,7 @@ def _export_out(inputs: Sequence[Path], out_dir: Path, command: str) -> None:
 
 def _run_export(
     site: Any, safe: Any, command: str, target: str, token: str | None,
-    inputs: Sequence[Path], out_dir: Path, *, quiet: bool,
+    inputs: Sequence[Path], out_dir: Path, *, quiet: bool, workers: int | None = None,
 ) -> Any:  # fmt: skip
     """Authorise (audited), run the safe path over the inputs, audit the counts."""
     from dicomhaven.access import NotAuthenticated
@@ -742,7 +776,10 @@ def _run_export(
         ) from None
     with _progress(disabled=quiet) as bar:
         task = bar.add_task(command, total=None)
-        summary = run_folder(safe, inputs, out_dir, progress=lambda n: bar.advance(task, n))
+        summary = run_folder(
+            safe, inputs, out_dir, progress=lambda n: bar.advance(task, n),
+            workers=workers or site.settings.workers,
+        )  # fmt: skip
     audit_export(site, actor, target, summary)
     log.info(f"{command} finished", extra={"files": summary.files, "written": summary.written,
              "held": len(summary.held), "skipped": len(summary.skipped)})  # fmt: skip
@@ -785,6 +822,7 @@ def deid(
     ] = False,
     site_dir: SiteOption = DEFAULT_SITE,
     token: TokenOption = None,
+    workers: WorkersOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make safe copies of files or folders into OUT (the last argument): the whole path.
@@ -812,7 +850,9 @@ def deid(
         templates=_site_templates(site) if not headers_only else None,
     )  # fmt: skip
     target = f"deid profile {chosen.name} project {project or SITE_PROJECT} ({pixels.value})"
-    summary = _run_export(site, safe_path, "deid", target, token, inputs, out_dir, quiet=as_json)
+    summary = _run_export(
+        site, safe_path, "deid", target, token, inputs, out_dir, quiet=as_json, workers=workers
+    )
     if as_json:
         _print_json(summary.as_dict() | {"profile": chosen.name, "profile_sha256": chosen.sha256})
     else:
@@ -1292,6 +1332,7 @@ def redact(
     ] = None,
     site_dir: SiteOption = DEFAULT_SITE,
     token: TokenOption = None,
+    workers: WorkersOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make the pixels of files or folders safe into OUT (the last argument).
@@ -1319,8 +1360,9 @@ def redact(
     store = TemplateStore(templates) if templates is not None else _site_templates(site)
     safe_path = SafePath.for_site(site.root, profiles=None, policy=policy, templates=store)
     summary = _run_export(
-        site, safe_path, "redact", "redact (headers kept)", token, inputs, out_dir, quiet=as_json
-    )
+        site, safe_path, "redact", "redact (headers kept)", token, inputs, out_dir,
+        quiet=as_json, workers=workers,
+    )  # fmt: skip
     if as_json:
         _print_json(summary.as_dict())
     else:
@@ -1783,14 +1825,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import os
 
+    from dicomhaven._logging import route_library_warnings
     from dicomhaven._modes import SITE_UMASK
 
     previous_umask = os.umask(SITE_UMASK)
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="dicomhaven")
+        # Library warnings quote values from files: into the log by kind, never the terminal.
+        with route_library_warnings():
+            app(args=list(argv) if argv is not None else None, prog_name="dicomhaven")
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except DiskFull as exc:
+        log.error("disk full", extra={"zones": exc.zones})
+        err.print(f"error: {printable(exc)}")
+        return EX_IOERR
     except (ConfigError, SiteError) as exc:
         err.print(f"error: {printable(exc)}")
         return 2
@@ -1800,6 +1849,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # Never a traceback on the console: its text may quote a value from a file. The log
         # keeps the exception type and where it happened.
+        from dicomhaven.pipeline._failures import is_disk_full
+
+        if is_disk_full(exc):  # a write no zone-aware code wrapped: still named for what it is
+            log.error("disk full", exc_info=True)
+            err.print(
+                f"error: disk full ({type(exc).__name__}): no space left on a file system "
+                "this command writes to; free space, then run 'dicomhaven process'"
+            )
+            return EX_IOERR
         log.error("internal error", exc_info=True)
         err.print(f"internal error ({type(exc).__name__}); please report it with the site's log")
         return 70

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -29,3 +30,50 @@ def test_help_and_version_touch_no_dicom_or_database_library(argv: list[str]) ->
         f"    assert main({argv!r}) == 0\n"
     )
     assert loaded_after(code) == set()
+
+
+LAZY_PACKAGES = ("deid", "identity", "scan", "collect", "intake")
+
+
+@pytest.mark.parametrize("package", LAZY_PACKAGES)
+def test_a_package_loads_no_dicom_or_database_library_until_a_name_is_used(package: str) -> None:
+    assert loaded_after(f"import dicomhaven.{package}") == set()
+
+
+@pytest.mark.parametrize("package", LAZY_PACKAGES)
+def test_every_public_name_of_a_lazy_package_is_its_module_s_own(package: str) -> None:
+    module = importlib.import_module(f"dicomhaven.{package}")
+    for name in module.__all__:
+        assert name in dir(module)
+        value = getattr(module, name)
+        defined_in = importlib.import_module(f"dicomhaven.{package}.{module._EXPORTS[name]}")
+        assert value is getattr(defined_in, name)
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018 - the lookup is the test
+
+
+def test_the_header_path_of_deid_loads_no_pixel_step_nor_network_library() -> None:
+    """``deid --headers-only`` never reads pixels: the pixel step (OCR engines, defacing)
+    and the receiver's DICOM networking stay unloaded."""
+    loaded = loaded_after(
+        "import dicomhaven.deid._folder, dicomhaven.deid._safe_path\n"
+        "from dicomhaven.deid import load_profile\n"
+        "import sys\n"
+        "assert not [m for m in sys.modules if m.startswith('dicomhaven.pixels')], 'pixels'\n"
+    )
+    assert "pynetdicom" not in loaded and "highdicom" not in loaded
+
+
+def test_loading_a_profile_opens_no_database_library() -> None:
+    assert "sqlalchemy" not in loaded_after("from dicomhaven.deid import load_profile\n"
+                                            "load_profile('publication')")  # fmt: skip
+
+
+def test_text_without_two_words_is_scanned_without_reading_the_census_lists() -> None:
+    from dicomhaven.scan import _detect
+
+    _detect._census.cache_clear()
+    assert _detect.detect_text("ORIGINAL\\PRIMARY\\AXIAL 1.25 HEAD") == []
+    assert _detect._census.cache_info().currsize == 0
+    assert _detect.detect_text("seen by Dr John Smith")  # a name: the lists are read
+    assert _detect._census.cache_info().currsize == 1

@@ -8,22 +8,27 @@ X/D, X/Z/D, Z/D, X/Z/U*) by each attribute's Type in the object's IOD; profiles 
 modality and device layers as YAML; the engine; the pipeline stage and the folder command.
 """
 
-from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
-from dicomhaven.deid._iod import AttributeType, attribute_types, iod_name, resolve_action
-from dicomhaven.deid._layers import Layer, ProfileLayers, load_layers
-from dicomhaven.deid._profile import BUILTIN_PROFILES, Level, Profile, load_layer, load_profile
-from dicomhaven.deid._stage import HELD_REASON, RELEASED_REASON, HeaderStage, unchecked_content
-from dicomhaven.deid._table import (
-    EDITION,
-    Action,
-    AttributeRule,
-    ContentItemRule,
-    Option,
-    attribute_rule,
-    attribute_rules,
-    content_item_rules,
-    options_conflict,
-)
+from typing import TYPE_CHECKING
+
+from dicomhaven._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the same names, imported on first use (see dicomhaven._lazy)
+    from dicomhaven.deid._engine import DeidContext, deidentify, write_dataset
+    from dicomhaven.deid._iod import AttributeType, attribute_types, iod_name, resolve_action
+    from dicomhaven.deid._layers import Layer, ProfileLayers, load_layers
+    from dicomhaven.deid._profile import BUILTIN_PROFILES, Level, Profile, load_layer, load_profile
+    from dicomhaven.deid._stage import HELD_REASON, RELEASED_REASON, HeaderStage, unchecked_content
+    from dicomhaven.deid._table import (
+        EDITION,
+        Action,
+        AttributeRule,
+        ContentItemRule,
+        Option,
+        attribute_rule,
+        attribute_rules,
+        content_item_rules,
+        options_conflict,
+    )
 
 __all__ = [
     "BUILTIN_PROFILES",
@@ -55,3 +60,31 @@ __all__ = [
     "unchecked_content",
     "write_dataset",
 ]
+
+#: The private module that defines each public name.
+_EXPORTS = {
+    **dict.fromkeys(("DeidContext", "deidentify", "write_dataset"), "_engine"),
+    **dict.fromkeys(("AttributeType", "attribute_types", "iod_name", "resolve_action"), "_iod"),
+    **dict.fromkeys(("Layer", "ProfileLayers", "load_layers"), "_layers"),
+    **dict.fromkeys(
+        ("BUILTIN_PROFILES", "Level", "Profile", "load_layer", "load_profile"), "_profile"
+    ),
+    **dict.fromkeys(
+        ("HELD_REASON", "RELEASED_REASON", "HeaderStage", "unchecked_content"), "_stage"
+    ),
+    **dict.fromkeys(
+        (
+            "EDITION",
+            "Action",
+            "AttributeRule",
+            "ContentItemRule",
+            "Option",
+            "attribute_rule",
+            "attribute_rules",
+            "content_item_rules",
+            "options_conflict",
+        ),
+        "_table",
+    ),
+}
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -5,7 +5,8 @@ Code Value of a private scheme that is a typed note. So a code's parts are kept 
 only when they are a recognised code of a known scheme:
 
 - a scheme the standard's registry names (PS3.16 Table 8-1: DCM, SCT, SRT, LN, UCUM,
-  RADLEX, ...) whose concepts pydicom ships (``pydicom.sr._concepts_dict``): a code found
+  RADLEX, ...) whose concepts pydicom ships (``pydicom.sr._concepts_dict``, read through
+  the compact table ``scripts/generate_concept_codes.py`` makes of it): a code found
   there keeps its value, and its meaning when the meaning is the dictionary's (compared
   without case and extra spaces); any other meaning is cleaned as free text. A DCM code
   value that is not in the dictionary (DCM is defined whole by PS3.16) is cleaned as free
@@ -22,10 +23,11 @@ patient's known values only. A part it does not name is kept.
 
 from __future__ import annotations
 
+import base64
 import functools
+import zlib
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import cast
 
 __all__ = ["CODE_PARTS", "KNOWN_SCHEMES", "code_verdict"]
 
@@ -69,18 +71,17 @@ def _normal(text: str) -> str:
 
 
 @functools.cache
-def _dictionary() -> dict[str, dict[str, frozenset[str]]]:
-    """Scheme → code value → its meanings (normalised), from pydicom's concepts."""
-    from pydicom.sr._concepts_dict import concepts  # large: read on the first code only
+def _codes_of(scheme: str) -> dict[str, frozenset[str]] | None:
+    """A scheme's code values → their meanings (normalised), from pydicom's concepts; None
+    for a scheme pydicom has none of. Each scheme is unpacked on its first code only."""
+    from dicomhaven.deid._concept_codes import CODES
 
-    found: dict[str, dict[str, set[str]]] = {}
-    table = cast(dict[str, dict[str, dict[str, tuple[str, list[int]]]]], concepts)
-    for scheme, names in table.items():
-        codes = found.setdefault(scheme, {})
-        for entries in names.values():
-            for value, (meaning, _cids) in entries.items():
-                codes.setdefault(value, set()).add(_normal(meaning))
-    return {s: {v: frozenset(m) for v, m in codes.items()} for s, codes in found.items()}
+    packed = CODES.get(scheme)
+    if packed is None:
+        return None
+    text = zlib.decompress(base64.b85decode(packed)).decode()
+    rows = (line.split("\t") for line in text.split("\n"))
+    return {row[0]: frozenset(row[1:]) for row in rows}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -90,7 +91,7 @@ def code_verdict(scheme: str, value: str, meaning: str) -> Mapping[str, str]:
     scheme = scheme.strip()
     if scheme not in KNOWN_SCHEMES:
         return _EVERY_PART
-    codes = _dictionary().get(scheme)
+    codes = _codes_of(scheme)
     if codes is None:
         return _MEANING_ONLY
     meanings = codes.get(value.strip())

@@ -15,23 +15,32 @@ new UIDs. Everything else is
 
 Copies are written into ``OUT/held/.pending/`` first and moved out only once the scanner
 passed them, so a run that stops half way leaves nothing unscanned outside ``held/``.
+
+No copy replaces another: two input files that de-identify to the same name in OUT (the same
+SOP Instance UID: one object sent twice, or a UID clash) give one copy in OUT; the other,
+when its bytes differ, is held under a name of its own with the reason, and when they are
+the same bytes is skipped as a duplicate. A copy left in OUT by an earlier run is replaced
+only by the same bytes.
+
+With ``workers`` above one, files go through these steps on a process pool (the pipeline's
+executor); the copies are moved to OUT or ``held/`` here, in input order, so the run's
+outputs and summary are those of one worker.
 """
 
 from __future__ import annotations
 
-import io
+import filecmp
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileDataset
 
-from dicomhaven.access import Action, Actor, NotAuthenticated, Users
-from dicomhaven.catalogue import make_engine
-from dicomhaven.collect import read_files
 from dicomhaven.deid._engine import write_dataset
 from dicomhaven.deid._safe_path import (
     Hold,
@@ -45,16 +54,28 @@ from dicomhaven.deid._safe_path import (
     identify,
     keyed_name,
     mark_pixels_not_checked,
+    read_dataset,
     scan_copy,
 )
 from dicomhaven.deid._stream import Rewritten, write_bytes
-from dicomhaven.intake import ParsedObject, parse_object
-from dicomhaven.site import Site
+
+if TYPE_CHECKING:
+    from dicomhaven.access import Actor
+    from dicomhaven.collect._folder import Entry
+    from dicomhaven.pipeline._runner import Executor
+    from dicomhaven.site import Site
 
 __all__ = ["HELD", "FolderSummary", "audit_export", "authorise_export", "run_folder"]
 
 HELD = "held"
 _PENDING = ".pending"
+#: Why a copy whose name in OUT is taken by a different copy is held (our words only).
+NAME_TAKEN = (
+    "OUT already holds a different copy under this name (another input file, or an earlier "
+    "run, with the same SOP Instance UID): held so that neither replaces the other"
+)
+#: Why a copy identical to one already in OUT from this run is not written again.
+DUPLICATE = "the same object as another input file of this run (identical copy): written once"
 
 
 @dataclass
@@ -118,8 +139,173 @@ class _Object:
     profile_sha256: str | None = None
 
 
+class _End(StrEnum):
+    """How a file's own steps ended: what the run still has to do with it."""
+
+    SKIPPED = "skipped"  # nothing written
+    HELD = "held"  # its pending copy goes to held/
+    PASSED = "passed"  # its pending copy passed the scan: it goes to OUT
+    SERIES = "series"  # a head slice: its series is decided when every file is in
+
+
+@dataclass
+class _Done:
+    """A file after its own steps (in a worker or here): picklable, holds no open file."""
+
+    path: Path
+    end: _End
+    step: Step | None = None  # SKIPPED
+    reason: str = ""  # SKIPPED
+    hold: Hold | None = None  # HELD
+    pending: Path | None = None  # HELD, PASSED, SERIES: the copy in held/.pending/
+    names: tuple[str, str] = ("", "")  # its names in OUT and in held/
+    outcome: str = ""  # PASSED: the pixel outcome
+    profile_sha256: str | None = None
+    obj: _Object | None = None  # SERIES: what deciding the series needs
+
+
+@dataclass(frozen=True)
+class _FileSteps:
+    """A file's own steps, from its bytes to a scanned copy in ``held/.pending/``; picklable,
+    so that it runs in any worker (each opens the site's services once)."""
+
+    safe: SafePath
+    out: Path
+
+    def __call__(self, item: tuple[int, Entry]) -> _Done:
+        from dicomhaven.collect._folder import Unreadable
+
+        index, entry = item
+        if isinstance(entry, Unreadable):
+            return _Done(entry.path, _End.SKIPPED, Step.READ, entry.reason)
+        return self.one(index, entry)
+
+    def one(self, index: int, path: Path) -> _Done:
+        """The steps of the run's ``index``-th file. The file's bytes are let go as soon as
+        the copy is made, and the copy once it is written: the scan reads it from disk, so
+        a large image is not held three times over."""
+        from dicomhaven.collect._folder import describe_error, read_file
+        from dicomhaven.intake._reader import ParsedObject, parse_object
+
+        try:
+            data = read_file(path)
+        except OSError as exc:
+            return _Done(path, _End.SKIPPED, Step.READ, describe_error(exc, path))
+        parsed = parse_object(data)
+        if not isinstance(parsed, ParsedObject):
+            return _Done(path, _End.SKIPPED, Step.READ, parsed.reason)
+        original = parsed.dataset  # the header as received (read without the pixel data)
+        if isinstance(original, FileDataset):
+            original.buffer = None  # it holds the file's bytes; the header needs none of them
+        del parsed
+        identity = identify(self.safe, original)
+        if isinstance(identity, Hold):
+            return _Done(path, _End.SKIPPED, identity.step, identity.reason)
+        obj = _Object(path, original, identity)
+        copy: Dataset | Rewritten
+        if self.safe.profiles is not None:
+            done = deidentify_headers(self.safe, data, original, identity)
+            if isinstance(done, Hold):
+                return _Done(path, _End.SKIPPED, done.step, done.reason)
+            copy, obj.profile_sha256 = done
+        else:
+            copy = read_dataset(data)
+        del data  # a Rewritten copy keeps the views of it it needs
+        names = _names(self.safe, obj, copy)
+        # A name of its own for the pending copy: two files may share their names in OUT.
+        pending_dir = _restricted(self.out, self.out / HELD / _PENDING)
+        pending = pending_dir / f"{keyed_name(self.safe.site_key, f'{names[1]}#{index}')}.dcm"
+        if isinstance(copy, Rewritten):  # nothing but headers: nothing more to check
+            write_bytes(copy.parts, pending)
+            del copy
+            return scanned(self.safe, obj, pending, names, "no pixel data")
+        if self.safe.pixels is PixelCheck.HEADERS_ONLY:
+            mark_pixels_not_checked(copy)
+            write_dataset(copy, pending)
+            del copy
+            return scanned(self.safe, obj, pending, names, "not checked")
+        why = head_slice(original, copy)
+        if why is not None:
+            write_dataset(copy, pending)
+            from dicomhaven.pixels._stage import AWAITS_DEFACING
+
+            if why == AWAITS_DEFACING:
+                return _Done(path, _End.SERIES, pending=pending, names=names, obj=obj)
+            return _held(obj, pending, names, Hold(Step.DEFACE, why))
+        cleaned = clean_and_write(self.safe, obj, copy, pending)
+        del copy
+        return after_pixels(self.safe, obj, pending, names, cleaned)
+
+
+def _restricted(out: Path, folder: Path) -> Path:
+    """``folder`` (under OUT/held/), made owner-only up to OUT."""
+    folder.mkdir(parents=True, exist_ok=True)
+    held = out / HELD
+    current = folder
+    while current != out and held in (current, *current.parents):
+        current.chmod(0o700)
+        current = current.parent
+    return folder
+
+
+def _names(safe: SafePath, obj: _Object, dataset: Dataset | Rewritten) -> tuple[str, str]:
+    """Where the copy goes in OUT and in held/: the pseudonym and new UIDs; without the
+    header step (``redact``), the input's own SOP Instance UID in OUT (the copy keeps
+    its headers anyway) and a keyed hash of it in held/."""
+    if isinstance(dataset, Rewritten):
+        study, sop = str(dataset.study_instance_uid), str(dataset.sop_instance_uid)
+    else:
+        study, sop = str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID)
+    if safe.profiles is not None:
+        name = f"{obj.identity.pseudonym}/{study}/{sop}.dcm"
+        return name, name
+    keyed = keyed_name(safe.site_key, sop)
+    return f"{sop}.dcm", f"{obj.identity.pseudonym}/{keyed}.dcm"
+
+
+def _held(obj: _Object, pending: Path, names: tuple[str, str], hold: Hold) -> _Done:
+    return _Done(
+        obj.path, _End.HELD, hold=hold, pending=pending, names=names,
+        profile_sha256=obj.profile_sha256,
+    )  # fmt: skip
+
+
+def scanned(
+    safe: SafePath, obj: _Object, pending: Path, names: tuple[str, str], outcome: str
+) -> _Done:
+    """Scan the pending copy on its own: passed (for OUT) or held."""
+    pending.chmod(0o600)
+    _, failed = scan_copy(safe, pending, obj.original, obj.identity)
+    if failed is not None:
+        return _held(obj, pending, names, failed)
+    return _Done(
+        obj.path, _End.PASSED, pending=pending, names=names, outcome=outcome,
+        profile_sha256=obj.profile_sha256,
+    )  # fmt: skip
+
+
+def clean_and_write(safe: SafePath, obj: _Object, dataset: Dataset, pending: Path) -> Hold | str:
+    """Make the pixels safe and write the copy to ``pending``: why it is held, or the
+    pixel outcome."""
+    result = clean_image(safe, dataset, obj.original, obj.identity)
+    write_dataset(dataset, pending)
+    if isinstance(result, Hold):
+        return result
+    return "no pixel data" if result is None else str(result.outcome)
+
+
+def after_pixels(
+    safe: SafePath, obj: _Object, pending: Path, names: tuple[str, str], cleaned: Hold | str
+) -> _Done:
+    if isinstance(cleaned, Hold):
+        return _held(obj, pending, names, cleaned)
+    return scanned(safe, obj, pending, names, cleaned)
+
+
 @dataclass
 class _Run:
+    """The run's own state: the summary, and what it placed in OUT and held/ so far."""
+
     safe: SafePath
     out: Path
     summary: FolderSummary
@@ -128,132 +314,81 @@ class _Run:
     series: dict[tuple[str, str], list[tuple[_Object, Path]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    placed: set[str] = field(default_factory=set)  # names in OUT written by this run
+    held_names: set[str] = field(default_factory=set)  # names in held/ used by this run
 
     @property
     def held_dir(self) -> Path:
         return self.out / HELD
 
-    def _restricted(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        current = folder
-        while current != self.out and self.held_dir in (current, *current.parents):
-            current.chmod(0o700)
-            current = current.parent
-        return folder
-
-    def pending(self, name: str) -> Path:
-        return self._restricted(self.held_dir / _PENDING) / name
-
     # -- the file's end: skipped, held or written ------------------------------------------
+    def settle(self, done: _Done) -> None:
+        if done.end is _End.SKIPPED:
+            assert done.step is not None
+            self.skip(done.path, done.step, done.reason)
+        elif done.end is _End.SERIES:
+            assert done.obj is not None and done.pending is not None
+            obj = done.obj
+            key = (obj.identity.pseudonym, str(obj.original.get("SeriesInstanceUID", "")))
+            self.series[key].append((obj, done.pending))
+        elif done.end is _End.HELD:
+            assert done.hold is not None and done.pending is not None
+            self.hold(done.path, done.pending, done.names[1], done.hold)
+        else:
+            self.release(done)
+
     def skip(self, path: Path, step: Step, reason: str) -> None:
         self.summary.skipped.append((str(path), step.value, reason))
         self.summary.results.append((str(path), "skipped", reason))
 
-    def hold(self, obj: _Object, copy: Path, relpath: str, hold: Hold) -> None:
-        """Move ``copy`` to ``held/relpath`` with its reason file beside it."""
+    def hold(self, path: Path, copy: Path, relpath: str, hold: Hold) -> None:
+        """Move ``copy`` to ``held/relpath`` (numbered when this run used that name
+        already) with its reason file beside it."""
+        relpath = self._unused(relpath)
         target = self.held_dir / relpath
-        self._restricted(target.parent)
+        _restricted(self.out, target.parent)
         copy.replace(target)
         target.chmod(0o600)
         reason = target.with_name(f"{target.stem}.reason.json")
         reason.write_text(json.dumps(hold.as_dict(), indent=2, sort_keys=True) + "\n")
         reason.chmod(0o600)
         relative = str(target.relative_to(self.out))
-        self.summary.held.append((str(obj.path), hold.step.value, hold.reason, relative))
-        self.summary.results.append((str(obj.path), HELD, f"{hold.step.value}: {hold.reason}"))
+        self.summary.held.append((str(path), hold.step.value, hold.reason, relative))
+        self.summary.results.append((str(path), HELD, f"{hold.step.value}: {hold.reason}"))
 
-    def finish(self, obj: _Object, copy: Path, names: tuple[str, str], outcome: str) -> None:
-        """Scan the pending ``copy``; move it to OUT (``names[0]``) if clean, else hold it
-        (as ``names[1]``)."""
-        copy.chmod(0o600)
-        _, failed = scan_copy(self.safe, copy, obj.original, obj.identity)
-        if failed is not None:
-            self.hold(obj, copy, names[1], failed)
-            return
-        target = self.out / names[0]
+    def _unused(self, relpath: str) -> str:
+        name, number = relpath, 1
+        while name in self.held_names:
+            number += 1
+            stem, dot, suffix = relpath.rpartition(".")
+            name = f"{stem}.{number}{dot}{suffix}"
+        self.held_names.add(name)
+        return name
+
+    def release(self, done: _Done) -> None:
+        """Move a copy that passed every step to OUT, unless the name holds another copy."""
+        assert done.pending is not None
+        target = self.out / done.names[0]
+        if target.exists():
+            same = filecmp.cmp(done.pending, target, shallow=False)
+            if not same:
+                self.hold(done.path, done.pending, done.names[1], Hold(Step.WRITE, NAME_TAKEN))
+                return
+            if done.names[0] in self.placed:  # written by this run: once is enough
+                done.pending.unlink()
+                self.skip(done.path, Step.WRITE, DUPLICATE)
+                return
         target.parent.mkdir(parents=True, exist_ok=True)
-        copy.replace(target)
+        done.pending.replace(target)
         target.chmod(0o644)
+        self.placed.add(done.names[0])
         self.summary.written += 1
-        self.summary.pixels[outcome] += 1
-        if outcome == "not checked":
+        self.summary.pixels[done.outcome] += 1
+        if done.outcome == "not checked":
             self.summary.pixels_not_checked += 1
-        if obj.profile_sha256 is not None:
-            self.summary.profiles[obj.profile_sha256] += 1
-        self.summary.results.append((str(obj.path), "written", names[0]))
-
-    def names(self, obj: _Object, dataset: Dataset | Rewritten) -> tuple[str, str]:
-        """Where the copy goes in OUT and in held/: the pseudonym and new UIDs; without the
-        header step (``redact``), the input's own SOP Instance UID in OUT (the copy keeps
-        its headers anyway) and a keyed hash of it in held/."""
-        if isinstance(dataset, Rewritten):
-            study, sop = str(dataset.study_instance_uid), str(dataset.sop_instance_uid)
-        else:
-            study, sop = str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID)
-        if self.safe.profiles is not None:
-            name = f"{obj.identity.pseudonym}/{study}/{sop}.dcm"
-            return name, name
-        keyed = keyed_name(self.safe.site_key, sop)
-        return f"{sop}.dcm", f"{obj.identity.pseudonym}/{keyed}.dcm"
-
-    # -- one file --------------------------------------------------------------------------
-    def one(self, path: Path, data: bytes) -> None:
-        parsed = parse_object(data)
-        if not isinstance(parsed, ParsedObject):
-            self.skip(path, Step.READ, parsed.reason)
-            return
-        try:
-            original = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
-        except Exception as exc:  # the text may quote a value
-            self.skip(path, Step.READ, f"could not be read ({type(exc).__name__})")
-            return
-        identity = identify(self.safe, original)
-        if isinstance(identity, Hold):
-            self.skip(path, identity.step, identity.reason)
-            return
-        obj = _Object(path, original, identity)
-        copy: Dataset | Rewritten
-        if self.safe.profiles is not None:
-            done = deidentify_headers(self.safe, data, original, identity)
-            if isinstance(done, Hold):
-                self.skip(path, done.step, done.reason)
-                return
-            copy, obj.profile_sha256 = done
-        else:
-            copy = pydicom.dcmread(io.BytesIO(data), force=True)
-        names = self.names(obj, copy)
-        pending = self.pending(keyed_name(self.safe.site_key, names[1]) + ".dcm")
-        if isinstance(copy, Rewritten):  # nothing but headers: nothing more to check
-            write_bytes(copy.parts, pending)
-            self.finish(obj, pending, names, "no pixel data")
-            return
-        if self.safe.pixels is PixelCheck.HEADERS_ONLY:
-            mark_pixels_not_checked(copy)
-            write_dataset(copy, pending)
-            self.finish(obj, pending, names, "not checked")
-            return
-        why = head_slice(original, copy)
-        if why is not None:
-            write_dataset(copy, pending)
-            from dicomhaven.pixels._stage import AWAITS_DEFACING
-
-            if why == AWAITS_DEFACING:
-                key = (identity.pseudonym, str(original.get("SeriesInstanceUID", "")))
-                self.series[key].append((obj, pending))
-                return
-            self.hold(obj, pending, names[1], Hold(Step.DEFACE, why))
-            return
-        self.pixels_then_finish(obj, copy, pending, names)
-
-    def pixels_then_finish(
-        self, obj: _Object, dataset: Dataset, pending: Path, names: tuple[str, str]
-    ) -> None:
-        result = clean_image(self.safe, dataset, obj.original, obj.identity)
-        write_dataset(dataset, pending)
-        if isinstance(result, Hold):
-            self.hold(obj, pending, names[1], result)
-            return
-        self.finish(obj, pending, names, "no pixel data" if result is None else result.outcome)
+        if done.profile_sha256 is not None:
+            self.summary.profiles[done.profile_sha256] += 1
+        self.summary.results.append((str(done.path), "written", done.names[0]))
 
     # -- head series -----------------------------------------------------------------------
     def head_series(self, slices: list[tuple[_Object, Path]]) -> None:
@@ -266,13 +401,14 @@ class _Run:
 
         decision = face_triage([obj.original for obj, _ in slices])
         datasets = [pydicom.dcmread(pending, force=True) for _, pending in slices]
-        named = [self.names(obj, ds) for (obj, _), ds in zip(slices, datasets, strict=True)]
+        named = [_names(self.safe, obj, ds) for (obj, _), ds in zip(slices, datasets, strict=True)]
         hold: Hold | None = None
         if decision.decision is FaceDecision.REVIEW:
             hold = Hold(Step.DEFACE, "head series needs review: " + "; ".join(decision.reasons))
         elif decision.decision is FaceDecision.DEFACE:
             first = self.held_dir / named[0][1]
-            review = self._restricted(first.parent) / f"face-review-{Path(named[0][1]).stem}.png"
+            folder = _restricted(self.out, first.parent)
+            review = folder / f"face-review-{Path(named[0][1]).stem}.png"
             try:
                 deface_series(datasets, review=review)
             except DefacingError as exc:  # says what failed, never a value
@@ -283,11 +419,15 @@ class _Run:
                 for ds in datasets:
                     mark_defaced(ds)
                 self.summary.defaced_series += 1
-        for (obj, pending), ds, names in zip(slices, datasets, named, strict=True):
+        datasets.reverse()  # each is let go once written: the scan reads it from disk
+        for (obj, pending), names in zip(slices, named, strict=True):
+            dataset = datasets.pop()
             if hold is not None:
-                self.hold(obj, pending, names[1], hold)
-            else:
-                self.pixels_then_finish(obj, ds, pending, names)
+                self.hold(obj.path, pending, names[1], hold)
+                continue
+            cleaned = clean_and_write(self.safe, obj, dataset, pending)
+            del dataset
+            self.settle(after_pixels(self.safe, obj, pending, names, cleaned))
 
     def decide_series(self) -> None:
         for slices in self.series.values():
@@ -308,28 +448,46 @@ def run_folder(
     out: Path,
     *,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> FolderSummary:
-    """Every file under ``paths`` through the safe path into ``out``."""
+    """Every file under ``paths`` through the safe path into ``out``; ``workers`` above
+    one runs the files' own steps on a process pool, with the same outputs and summary."""
+    from dicomhaven.collect._folder import iter_entries
+
     mode = "redact" if safe.profiles is None else f"deid ({safe.pixels.value})"
     summary = FolderSummary(mode=mode)
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(safe, out, summary)
+    steps = _FileSteps(safe, out)
+    executor = _executor(workers)  # after the run's imports: workers start warm
     try:
-        for path, data in read_files(paths, progress):
+        for done in executor.imap(steps, enumerate(iter_entries(paths))):
             summary.files += 1
-            if isinstance(data, str):
-                run.skip(path, Step.READ, data)
-                continue
-            run.one(path, data)
+            if progress is not None:
+                progress(1)
+            run.settle(done)
         run.decide_series()
     finally:
+        executor.close()
         run.tidy()
     return summary
+
+
+def _executor(workers: int) -> Executor:
+    """The pipeline's executor, sending one file a round trip: files differ a thousandfold
+    in cost (a structured report, a mammogram), and in chunks one worker would get every
+    large file of a folder while the other waits."""
+    from dicomhaven.pipeline._runner import ProcessExecutor, make_executor
+
+    return ProcessExecutor(workers, chunk_size=1) if workers > 1 else make_executor(workers)
 
 
 def authorise_export(site: Site, token: str | None, target: str) -> Actor:
     """The user behind ``token``, if their role may export copies; every attempt is
     audited before anything is read, including one without a valid token."""
+    from dicomhaven.access import Action, NotAuthenticated, Users
+    from dicomhaven.catalogue import make_engine
+
     users = Users(make_engine(site.database_url))
     try:
         actor = users.authenticate(token)
@@ -345,6 +503,9 @@ def authorise_export(site: Site, token: str | None, target: str) -> Actor:
 
 def audit_export(site: Site, actor: Actor, target: str, summary: FolderSummary) -> None:
     """One audit entry for the finished run, with its counts (never a path or a value)."""
+    from dicomhaven.access import Action, Users
+    from dicomhaven.catalogue import make_engine
+
     Users(make_engine(site.database_url)).audit.append(
         actor=actor.name, role=actor.role.value, action=Action.EXPORT_COPIES.value,
         target=target, reason=summary.counts(),

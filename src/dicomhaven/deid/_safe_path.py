@@ -24,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -38,10 +39,12 @@ from dicomhaven.deid._stage import unchecked_content
 from dicomhaven.deid._stream import Rewritten, rewrite_bytes
 from dicomhaven.errors import ConfigError, UnsafeContent
 from dicomhaven.identity import SITE_PROJECT
-from dicomhaven.pixels._clean import PixelOutcome, PixelPolicy, PixelResult, clean_pixels
-from dicomhaven.pixels._templates import TemplateStore
 from dicomhaven.scan._rules import Action
 from dicomhaven.scan._scanner import Scanner, ScanResult
+
+if TYPE_CHECKING:  # the pixel step is imported when it runs: --headers-only never reads pixels
+    from dicomhaven.pixels._clean import PixelPolicy, PixelResult
+    from dicomhaven.pixels._templates import TemplateStore
 
 __all__ = [
     "CONSENT_WITHDRAWN",
@@ -58,6 +61,7 @@ __all__ = [
     "identify",
     "keyed_name",
     "mark_pixels_not_checked",
+    "read_dataset",
     "scan_copy",
 ]
 
@@ -77,6 +81,7 @@ class Step(StrEnum):
     PIXELS = "pixels"
     DEFACE = "deface"
     SCAN = "scan"
+    WRITE = "write"  # the copy's name in OUT is taken by a different copy
 
 
 class PixelCheck(StrEnum):
@@ -165,10 +170,21 @@ class SafePath:
             profiles=profiles,
             project=project,
             pixels=pixels,
-            policy=policy,
+            policy=_site_policy(policy, site.settings.max_pixel_bytes, pixels),
             templates=templates,
             scope=scope,
         )
+
+
+def _site_policy(
+    policy: PixelPolicy | None, max_pixel_bytes: int, pixels: PixelCheck
+) -> PixelPolicy | None:
+    """The pixel policy with the site's limit on pixel bytes; none when pixels are not read."""
+    if pixels is PixelCheck.HEADERS_ONLY:
+        return policy
+    from dicomhaven.pixels._clean import PixelPolicy
+
+    return replace(policy or PixelPolicy(), max_pixel_bytes=max_pixel_bytes)
 
 
 def keyed_name(site_key: bytes, value: str) -> str:
@@ -196,6 +212,17 @@ def identify(path: SafePath, header: Dataset) -> Identity | Hold:
     return Identity(master, pseudonym, DeidContext(keys, master, pseudonym, known))
 
 
+def read_dataset(data: bytes) -> Dataset:
+    """``data`` read whole by pydicom, holding no reference to it.
+
+    A data set read from a buffer keeps the buffer (for deferred reads, which this never
+    makes), and with it the file's bytes: a second copy of a large image for as long as
+    the data set lives."""
+    dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+    dataset.buffer = None
+    return dataset
+
+
 def deidentify_headers(
     path: SafePath, data: bytes, header: Dataset, identity: Identity
 ) -> tuple[Dataset | Rewritten, str] | Hold:
@@ -210,8 +237,8 @@ def deidentify_headers(
     if rewritten is not None and rewritten.study_instance_uid and rewritten.sop_instance_uid:
         if unchecked_content(rewritten.top_level_tags) is None:
             return rewritten, profile.sha256
-        return pydicom.dcmread(io.BytesIO(rewritten.data), force=True), profile.sha256
-    dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+        return read_dataset(rewritten.data), profile.sha256
+    dataset = read_dataset(data)
     try:
         deidentify(dataset, profile, identity.context)
     except UnsafeContent as exc:  # names the attribute, never the value
@@ -248,6 +275,7 @@ def clean_image(
 
     Triage is decided on ``original``, the header as received: de-identification removes
     the descriptions that say an image is a screen or a dose sheet."""
+    from dicomhaven.pixels._clean import PixelOutcome, clean_pixels
     from dicomhaven.pixels._stage import patient_known_values
 
     tags = set(dataset.keys())

@@ -23,6 +23,7 @@ up in a log line.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import functools
 import ipaddress
@@ -222,12 +223,11 @@ def _census() -> tuple[frozenset[str], frozenset[str]]:
     folder = Path(names.__file__).parent
 
     def read(name: str, *, share: float) -> frozenset[str]:
-        words = set()
-        for line in (folder / name).read_text(encoding="ascii").splitlines():
-            parts = line.split()
-            if len(parts) >= 3 and float(parts[2]) <= share:
-                words.add(parts[0])
-        return frozenset(words - _NOT_NAMES)
+        # Lines are "NAME frequency cumulative rank", most common first: the names within
+        # ``share`` are the lines before the first whose cumulative share exceeds it.
+        lines = (folder / name).read_text(encoding="ascii").splitlines()
+        within = bisect.bisect_right(lines, share, key=lambda line: float(line.split()[2]))
+        return frozenset(line.split(None, 1)[0] for line in lines[:within]) - _NOT_NAMES
 
     given = read("dist.male.first", share=100.0) | read("dist.female.first", share=100.0)
     return given, read("dist.all.last", share=_FAMILY_SHARE)
@@ -279,14 +279,22 @@ def detect_text(
 
 
 def _names(text: str) -> Iterator[Hit]:
-    given, family = _census()
     words = [(m.group(0).upper(), m.start(), m.end()) for m in _WORD_SPANS.finditer(text)]
-    for (word, start, end), (following, next_start, next_end) in itertools.pairwise(words):
-        if text[end:next_start] not in (" ", ". ", "  ") or following not in family:
+    pairs = [
+        (word, start, following, next_end)
+        for (word, start, end), (following, next_start, next_end) in itertools.pairwise(words)
+        if text[end:next_start] in (" ", ". ", "  ")
+    ]
+    dicom = list(_DICOM_NAME.finditer(text))
+    if not pairs and not dicom:
+        return  # no two words a name could be made of: the census lists are not needed
+    given, family = _census()
+    for word, start, following, next_end in pairs:
+        if following not in family:
             continue
         if word.rstrip(".") in _CUES or (len(word) >= 3 and word in given):
             yield Hit(Detector.PERSON_NAME, start, next_end)
-    for m in _DICOM_NAME.finditer(text):
+    for m in dicom:
         last, first = m.group(0).upper().split("^", 1)
         if last in family and first in given:
             yield Hit(Detector.PERSON_NAME, m.start(), m.end())
@@ -330,14 +338,27 @@ def _known(text: str, upper: str, known: KnownIdentifiers, *, names: bool) -> It
             len(word) >= 6 and any(Levenshtein.distance(word, t, score_cutoff=1) <= 1 for t in tokens if abs(len(t) - len(word)) <= 1)
         ):  # fmt: skip
             yield Hit(Detector.KNOWN_VALUE, m.start(), m.end())
-    if known._digit_strings:
+    if known._digit_strings and _any_in(known._digit_strings, upper.translate(_SEPARATORS)):
         compact, positions = _compact(upper)
         for value in known._digit_strings:
-            for m in re.finditer(re.escape(value), compact):
-                yield Hit(Detector.KNOWN_VALUE, positions[m.start()], positions[m.end() - 1] + 1)
+            # Plain substring search, as a regular expression of the escaped value would
+            # match (left to right, not overlapping), without a pattern per patient value.
+            start = compact.find(value)
+            while start != -1:
+                end = start + len(value)
+                yield Hit(Detector.KNOWN_VALUE, positions[start], positions[end - 1] + 1)
+                start = compact.find(value, end)
     for pattern in known._date_patterns:
         for m in pattern.finditer(upper):
             yield Hit(Detector.KNOWN_VALUE, m.start(), m.end())
+
+
+#: The separators ``_compact`` drops, as a table for ``str.translate``.
+_SEPARATORS = str.maketrans("", "", " -/\t.")
+
+
+def _any_in(values: Iterable[str], text: str) -> bool:
+    return any(value in text for value in values)
 
 
 def _compact(text: str) -> tuple[str, list[int]]:
@@ -350,6 +371,7 @@ def _compact(text: str) -> tuple[str, list[int]]:
     return "".join(kept), positions
 
 
+@functools.lru_cache(maxsize=4096)  # one per patient's date, not one per file scanned
 def _date_pattern(date: datetime.date) -> re.Pattern[str]:
     d, m, y = date.day, date.month, date.year
     month = date.strftime("%b").upper()
