@@ -37,7 +37,7 @@ from dicomhaven.deid._engine import DeidContext, deidentify
 from dicomhaven.deid._layers import ProfileLayers
 from dicomhaven.deid._stage import unchecked_content
 from dicomhaven.deid._stream import Rewritten, rewrite_bytes
-from dicomhaven.errors import ConfigError, UnsafeContent
+from dicomhaven.errors import ConfigError, DicomHavenError, DiskFull, UnsafeContent
 from dicomhaven.identity import SITE_PROJECT
 from dicomhaven.scan._rules import Action
 from dicomhaven.scan._scanner import Scanner, ScanResult
@@ -274,7 +274,8 @@ def clean_image(
     """Make ``dataset``'s pixels safe in place (None: it has none), or say why not.
 
     Triage is decided on ``original``, the header as received: de-identification removes
-    the descriptions that say an image is a screen or a dose sheet."""
+    the descriptions that say an image is a screen or a dose sheet. Pixels the step fails
+    on (a decoder's error on an odd file) hold the copy: one file does not end the run."""
     from dicomhaven.pixels._clean import PixelOutcome, clean_pixels
     from dicomhaven.pixels._stage import patient_known_values
 
@@ -284,14 +285,22 @@ def clean_image(
         return Hold(Step.PIXELS, f"{other} is not read by the pixel step")
     if not tags & _PIXEL_TAGS:
         return None
-    result = clean_pixels(
-        dataset,
-        patient_known_values(path.site_root, identity.master),
-        original=original,
-        policy=path.policy,
-        templates=path.templates,
-        trusted_device=False,  # the device gate does not apply: no header NO is believed
-    )
+    known = patient_known_values(path.site_root, identity.master)
+    try:
+        result = clean_pixels(
+            dataset,
+            known,
+            original=original,
+            policy=path.policy,
+            templates=path.templates,
+            trusted_device=False,  # the device gate does not apply: no header NO is believed
+        )
+    except (ConfigError, DiskFull):
+        raise  # the run's problem, not the file's
+    except DicomHavenError as exc:  # our own words, never a value
+        return Hold(Step.PIXELS, f"the pixels could not be made safe: {exc}")
+    except Exception as exc:  # a library's text may quote a value: keep only the type
+        return Hold(Step.PIXELS, f"the pixels could not be read ({type(exc).__name__})")
     if result.outcome is PixelOutcome.HELD:
         return Hold(Step.PIXELS, result.reason)
     return result
