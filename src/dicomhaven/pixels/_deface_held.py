@@ -236,14 +236,17 @@ def _check_text(
     if face is FaceVerdict.DEFACED:
         mark_defaced(item.dataset)
     device = gate.registry.register(DeviceIdentity.of(item.original), gate.site_key).id
+    trusted = gate.registry.state(device) is DeviceState.TRUSTED
     result = clean_pixels(
         item.dataset,
         patient_known_values(site.root, item.pseudonym),
         original=item.original,
         templates=_templates(site.root),
-        trusted_device=gate.registry.state(device) is DeviceState.TRUSTED,
+        trusted_device=trusted,
         # plain slices are sampled here as in the pixel stage: a head slice is one too
-        sampling=stage_sampling(site.root, device, item.original, item.object_id),
+        sampling=stage_sampling(
+            site.root, device, item.original, item.object_id, device_trusted=trusted
+        ),
     )
     if result.outcome is PixelOutcome.HELD:
         return device, None, f"held: {result.reason}"

@@ -457,22 +457,25 @@ def reset_sampling() -> None:
 
 
 def stage_sampling(
-    site_root: Path, device_id: str | None, original: Dataset, object_id: int | None = None
+    site_root: Path,
+    device_id: str | None,
+    original: Dataset,
+    object_id: int | None = None,
+    *,
+    device_trusted: bool,
 ) -> PlainSliceSampling:
     """The sampling of one object in the pipeline, from its header as received: its
     series, its device's rule (trusted for its kind, or not) and the watch over that
-    device and kind (text found revokes its trust)."""
-    from dicomhaven.catalogue import DeviceState
+    device and kind (text found revokes its trust). ``device_trusted`` is the registry's
+    state of the device, which the caller has already read for triage."""
     from dicomhaven.scan._devices import object_kind
     from dicomhaven.scan._stage import gate_services
 
     rules = _site_rules(site_root)
     kind = object_kind(original)
     trusted = False
-    if device_id is not None:
-        registry = gate_services(site_root).registry
-        trusted = registry.state(device_id) is DeviceState.TRUSTED
-        trusted = trusted and not registry.kind_revoked(device_id, kind)
+    if device_id is not None and device_trusted:
+        trusted = not gate_services(site_root).registry.kind_revoked(device_id, kind)
     series_uid = str(original.get("SeriesInstanceUID", "") or "")
     # No Series Instance UID: each such object is a series of its own, so it is read.
     series = series_key(

@@ -107,14 +107,17 @@ class PixelStage:
         if waits is not None:
             self._write(ctx.site_root, obj.pseudonym, dataset)
             return Outcome(ObjectStatus.QUARANTINED, waits, self.name)
+        trusted = _trusted(ctx.site_root, obj.device_id)
         result = clean_pixels(
             dataset,
             patient_known_values(ctx.site_root, obj.pseudonym),
             original=original,
             policy=self.policy,
             templates=_templates(ctx.site_root),
-            trusted_device=_trusted(ctx.site_root, obj.device_id),
-            sampling=stage_sampling(ctx.site_root, obj.device_id, original, obj.object_id),
+            trusted_device=trusted,
+            sampling=stage_sampling(
+                ctx.site_root, obj.device_id, original, obj.object_id, device_trusted=trusted
+            ),
         )
         if result.outcome is PixelOutcome.HELD:
             self._write(ctx.site_root, obj.pseudonym, dataset)
