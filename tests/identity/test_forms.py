@@ -34,6 +34,15 @@ def test_forms_cover_what_free_text_holds(value: str, expected: set[str]) -> Non
     assert expected <= set(known_forms([value]))
 
 
+def test_a_name_s_prefix_and_suffix_are_no_known_value() -> None:
+    """ "Dr" names nobody: as a known value it was found in "DR 7500" (a model name) and
+    in the standard code meaning "CR/DR Mechanical Configuration", holding both."""
+    forms = {f.casefold() for f in known_forms(["PEARSON^Leigh^Ricky^Dr^Jr", "LEE^Ann^^Mrs"])}
+    assert {"pearson", "leigh", "ricky", "lee", "ann"} <= forms
+    assert not {"dr", "jr", "mrs"} & forms
+    assert not any("dr" in f.split() or f.endswith("^dr^jr") for f in forms)
+
+
 def test_forms_are_unique_ignoring_case_and_longest_first() -> None:
     forms = known_forms(["SMITH^JOHN", "smith", "John"])
     assert len({f.casefold() for f in forms}) == len(forms)

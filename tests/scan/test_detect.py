@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from dicomhaven.scan import Detector, KnownIdentifiers, detect_text, value_shape
-from dicomhaven.scan._detect import shape_pattern
+from dicomhaven.scan._detect import detect_known, shape_pattern
 
 
 def found(text: str, known: KnownIdentifiers | None = None) -> set[tuple[Detector, str]]:
@@ -79,3 +79,14 @@ def test_a_shape_keeps_no_digit_or_letter_and_its_pattern_matches_the_value() ->
         import re
 
         assert re.search(shape_pattern(shape), value), (value, shape)
+
+
+def test_a_standard_word_one_letter_from_a_name_is_no_leak_and_a_misspelt_name_is() -> None:
+    """The mixed site (issue 18): a referring physician PEARSON^Leigh^^Dr failed SRs for
+    the code meaning "Person Name" (one letter from the name) and "CR/DR Mechanical
+    Configuration" (the title "Dr"), and a CR for its model name "DR 7500"."""
+    known = KnownIdentifiers.of(["PEARSON^Leigh^^Dr", "MURPHY^Carol"])
+    for standard in ("Person Name", "CR/DR Mechanical Configuration", "DR 7500"):
+        assert detect_known(standard, known) == [], standard
+    for leak in ("seen by Peerson", "Pearson", "MURPHI C", "Leigh"):
+        assert [h.detector for h in detect_known(leak, known)] == [Detector.KNOWN_VALUE], leak

@@ -47,7 +47,16 @@ def value_parts(value: object) -> list[str]:
     return parts
 
 
+def _without_titles(name: str) -> str:
+    """A person name without its prefix and suffix components ("Dr", "Mrs", "Jr"): they
+    name nobody, and as known values they would be found in "DR 7500" or "CR/DR"."""
+    groups = ("^".join(group.split("^")[:3]).rstrip("^") for group in name.split("="))
+    return "=".join(groups).rstrip("=")
+
+
 def _forms_of(item: str) -> list[str]:
+    if any(c in item for c in "^="):
+        item = _without_titles(item)
     forms = [item]
     if any(c in item for c in "^="):
         forms += [p for p in _NAME_SPLIT.split(item) if p]
@@ -64,7 +73,8 @@ def known_forms(values: Iterable[object]) -> tuple[str, ...]:
     """Every form of a patient's known values to search text for, longest first.
 
     Each value is split into its values (``\\``), each cut at a NUL; a name also gives its components
-    (``SMITH^JOHN`` → ``SMITH``, ``JOHN``, ``SMITH JOHN``), short ones included (the
+    (``SMITH^JOHN`` → ``SMITH``, ``JOHN``, ``SMITH JOHN``; never its prefix or suffix, a
+    title such as ``Dr``), short ones included (the
     callers match those as whole words only); a number also gives its form without
     separators. Duplicates are dropped case-insensitively: matching ignores case.
     """

@@ -325,6 +325,26 @@ def _network(text: str) -> Iterator[Hit]:
             yield Hit(Detector.URL_IDENTIFIER, m.start(), m.end())
 
 
+@functools.cache
+def _standard_words() -> frozenset[str]:
+    """Every word of the standard's code meanings (PS3.16, as pydicom ships them): a word
+    one letter from a name part is a misspelt name unless it is one of these ("PERSON" is
+    one letter from "PEARSON", and in "Person Name"). Exact name parts are found anyway.
+    Read on the first near miss only."""
+    import base64
+    import zlib
+
+    from dicomhaven.deid._concept_codes import CODES
+
+    words: set[str] = set()
+    for packed in CODES.values():
+        text = zlib.decompress(base64.b85decode(packed)).decode()
+        for line in text.split("\n"):
+            for meaning in line.split("\t")[1:]:
+                words.update(_WORD.findall(meaning.upper()))
+    return frozenset(words)
+
+
 def detect_known(text: str, known: KnownIdentifiers, *, known_names: bool = True) -> list[Hit]:
     """The leak check alone: hits of this patient's own values in ``text``."""
     return list(_known(text, text.upper(), known, names=known_names))
@@ -335,7 +355,9 @@ def _known(text: str, upper: str, known: KnownIdentifiers, *, names: bool) -> It
     for m in _WORD.finditer(upper) if tokens else ():
         word = m.group(0)
         if word in tokens or (
-            len(word) >= 6 and any(Levenshtein.distance(word, t, score_cutoff=1) <= 1 for t in tokens if abs(len(t) - len(word)) <= 1)
+            len(word) >= 6
+            and any(Levenshtein.distance(word, t, score_cutoff=1) <= 1 for t in tokens if abs(len(t) - len(word)) <= 1)
+            and word not in _standard_words()
         ):  # fmt: skip
             yield Hit(Detector.KNOWN_VALUE, m.start(), m.end())
     if known._digit_strings and _any_in(known._digit_strings, upper.translate(_SEPARATORS)):
