@@ -8,7 +8,8 @@ study description mentions the brain: the pixel stage holds it for defacing, and
 fewer than 20 slices"), text and all. Beside it goes an MR knee slice with the same text,
 which the pixel stage reads itself. The paths:
 
-- ``import`` then ``deface`` (the gate releases at once);
+- ``import`` alone (it decides the series it completed), and ``import`` (the series still
+  open) then ``deface`` (the gate releases at once);
 - ``import``, ``deface``, ``devices trust``, ``release`` (a new device is held first);
 - ``import``, ``deface``, ``review decide``, ``release`` (a scan finding is reviewed first);
 - ``import`` that fails (no verifier installed), then ``process`` and ``deface``.
@@ -175,15 +176,26 @@ def assert_released_without_text(
 
 
 @pytest.mark.integration
-def test_import_then_deface(sqlite_site: Site, tmp_path: Path, store_writes: StoreWrites) -> None:
+def test_import_alone_defaces(sqlite_site: Site, tmp_path: Path, store_writes: StoreWrites) -> None:
+    """The folder import ends the head series, and decides it itself (issue 18)."""
     require_tool("tesseract")
     folder, text = export(tmp_path, 31)
     import_paths(sqlite_site, [folder])
-    waiting = [o for o in rows(sqlite_site) if o.status != "released"]
+    assert_released_without_text(sqlite_site, text, 2, store_writes)
+
+
+@pytest.mark.integration
+def test_import_then_deface(sqlite_site: Site, tmp_path: Path, store_writes: StoreWrites) -> None:
+    require_tool("tesseract")
+    (sqlite_site.root / "dicomhaven.yaml").write_text("import_series_quiet_seconds: 300\n")
+    site = open_site(sqlite_site.root)
+    folder, text = export(tmp_path, 31)
+    import_paths(site, [folder])
+    waiting = [o for o in rows(site) if o.status != "released"]
     assert [o.reason for o in waiting] == [AWAITS_DEFACING]  # the knee was read and released
 
-    assert main(["deface", "--site", str(sqlite_site.root)]) == 0
-    assert_released_without_text(sqlite_site, text, 2, store_writes)
+    assert main(["deface", "--site", str(site.root)]) == 0
+    assert_released_without_text(site, text, 2, store_writes)
 
 
 @pytest.mark.integration

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -35,6 +35,9 @@ from dicomhaven.ledger import Ledger, Pending, ReceiptResult, pid_alive
 from dicomhaven.pipeline import Executor, Pipeline, ProcessTask, make_executor
 from dicomhaven.pipeline._failures import disk_full_zones, is_disk_full
 from dicomhaven.site import Site
+
+if TYPE_CHECKING:
+    from dicomhaven.pixels._deface_held import DefaceSummary
 
 __all__ = [
     "RECOVERED_SOURCE",
@@ -70,6 +73,8 @@ class ImportSummary:
     warnings: Counter[str] = field(default_factory=Counter)
     #: Objects that failed because a zone had no space left, by zone.
     disk_full: Counter[str] = field(default_factory=Counter)
+    #: The held head series found complete at the end, defaced and offered for release.
+    defaced: DefaceSummary | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -83,6 +88,7 @@ class ImportSummary:
             "interrupted": self.interrupted,
             "warnings": dict(self.warnings),
             "disk_full": dict(self.disk_full),
+            "defaced": _defaced(self.defaced),
         }
 
     def ledger_summary(self) -> dict[str, object]:
@@ -112,9 +118,15 @@ class ProcessSummary:
     partials_removed: int = 0
     warnings: Counter[str] = field(default_factory=Counter)
     disk_full: Counter[str] = field(default_factory=Counter)
+    #: The held head series found complete at the end, defaced and offered for release.
+    defaced: DefaceSummary | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"job": self.job_id} | self.ledger_summary() | {"not_recovered": self.not_recovered}
+        return (
+            {"job": self.job_id}
+            | self.ledger_summary()
+            | {"not_recovered": self.not_recovered, "defaced": _defaced(self.defaced)}
+        )
 
     def ledger_summary(self) -> dict[str, object]:
         """Counts only (intake paths are keyed hashes, but the jobs table keeps counts)."""
@@ -125,6 +137,18 @@ class ProcessSummary:
             "warnings": dict(self.warnings),
             "disk_full": dict(self.disk_full),
         }
+
+
+def _defaced(summary: DefaceSummary | None) -> dict[str, object] | None:
+    return summary.as_dict() if summary is not None else None
+
+
+def _deface_complete(site: Site) -> DefaceSummary:
+    """Deface the held head series that are complete now that this command's job has ended
+    (with ``head_series_quiet_seconds`` 0, every series it received is)."""
+    from dicomhaven.pixels._deface_held import deface_complete
+
+    return deface_complete(site)
 
 
 def pipeline_for(site: Site) -> Pipeline:
@@ -302,6 +326,7 @@ def import_paths(
     summary.warnings = library_warnings() - warned
     with _zone(catalogue, "finishing the import job"):
         ledger.finish_job(job_id, summary.ledger_summary())
+    summary.defaced = _deface_complete(site)
     return summary
 
 
@@ -390,4 +415,5 @@ def process_pending(site: Site, *, workers: int | None = None) -> ProcessSummary
     summary.warnings = library_warnings() - warned
     with _zone(catalogue, "finishing the process job"):
         ledger.finish_job(job_id, summary.ledger_summary())
+    summary.defaced = _deface_complete(site)
     return summary

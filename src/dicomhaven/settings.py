@@ -226,6 +226,30 @@ class Settings(BaseModel):
             "per worker."
         ),
     )
+    head_series_quiet_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=7 * 24 * 3600,
+        description=(
+            "A head CT or MR series the pixel stage holds is complete, and the pipeline "
+            "defaces it itself, once no new slice of it has arrived for this many seconds "
+            "(checked at the end of import, process, release and pull, and every 30 s while a "
+            "receiver runs); a pulled series is complete as soon as every instance the PACS "
+            "announced has arrived. 0: complete when the command that received it ends. "
+            "'dicomhaven deface' decides every held series at once."
+        ),
+    )
+    import_series_quiet_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=7 * 24 * 3600,
+        description=(
+            "The quiet period of a held head series whose slices all came by folder import "
+            "(instead of 'head_series_quiet_seconds'). 0: complete when the import that read "
+            "it ends, since a folder holds what it holds; raise it when one series is "
+            "imported from several folders in turn."
+        ),
+    )
     workers: int = Field(
         default=1,
         ge=1,

@@ -15,7 +15,7 @@ from dicomhaven.catalogue import LedgerObject, make_engine, make_sessionmaker
 from dicomhaven.cli import main
 from dicomhaven.ingest import import_paths
 from dicomhaven.pixels import AWAITS_DEFACING
-from dicomhaven.site import Site
+from dicomhaven.site import Site, open_site
 from tests.pixels.head_phantom import head_phantom, slices
 
 STUDY = "1.2.826.0.1.3680043.9.9999.77"
@@ -35,7 +35,9 @@ def test_held_head_series_is_defaced_and_released(
     for ds in slices(phantom.values, "CT"):
         ds.StudyInstanceUID = STUDY
         ds.save_as(folder / f"{ds.InstanceNumber:03d}.dcm", enforce_file_format=True)
-    import_paths(sqlite_site, [folder])
+    # the import leaves the series open, so that 'dicomhaven deface' decides it
+    (sqlite_site.root / "dicomhaven.yaml").write_text("import_series_quiet_seconds: 300\n")
+    import_paths(open_site(sqlite_site.root), [folder])
     held = objects(sqlite_site)
     assert len(held) == phantom.values.shape[0]
     assert {(o.status, o.reason) for o in held} == {("quarantined", AWAITS_DEFACING)}

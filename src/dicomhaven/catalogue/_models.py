@@ -25,6 +25,8 @@ __all__ = [
     "LedgerObject",
     "ObjectKind",
     "ObjectStatus",
+    "SeriesMember",
+    "SeriesRecord",
     "User",
 ]
 
@@ -118,6 +120,34 @@ class LedgerEvent(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
     object: Mapped[LedgerObject] = relationship(back_populates="events")
+
+
+class SeriesRecord(Base):
+    """What is known of one series beside its objects: how many instances its source said it
+    holds (a pull's series-level C-FIND or QIDO-RS answer), and how its held head slices were
+    decided (``dicomhaven.pixels._series_complete``). Named by the keyed hash of its Series
+    Instance UID, the same as a pull's work items."""
+
+    __tablename__ = "series_records"
+
+    series_key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    expected: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    decision: Mapped[str | None] = mapped_column(String(16), nullable=True)  # a FaceDecision
+    reason: Mapped[str] = mapped_column(Text, default="")  # words and counts, never a value
+    slices: Mapped[int] = mapped_column(Integer, default=0)  # how many the decision took
+    render: Mapped[str | None] = mapped_column(String(255), nullable=True)  # in quarantine/
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SeriesMember(Base):
+    """The series of a held head slice, read once from its header as received, so that
+    grouping held slices by series needs no file read."""
+
+    __tablename__ = "series_members"
+
+    object_id: Mapped[int] = mapped_column(ForeignKey("ledger_objects.id"), primary_key=True)
+    series_key: Mapped[str] = mapped_column(String(80), index=True)
 
 
 class ConsentStatus(StrEnum):

@@ -119,7 +119,7 @@ class DicomWebSource(Delivering):
     def series(self, study_uid: str) -> list[Dataset]:
         return self._search(
             "series search", self._client.search_for_series, study_instance_uid=study_uid,
-            fields=["SeriesInstanceUID", "Modality"],
+            fields=["SeriesInstanceUID", "Modality", "NumberOfSeriesRelatedInstances"],
         )  # fmt: skip
 
     def instances(self, study_uid: str, series_uid: str) -> list[str]:

@@ -16,13 +16,17 @@ ledger. What the PACS answered (success with zero instances, say) never makes an
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhaven.catalogue import (
@@ -34,6 +38,7 @@ from dicomhaven.catalogue import (
     PullState,
     make_sessionmaker,
 )
+from dicomhaven.catalogue._models import SeriesRecord
 from dicomhaven.errors import PullError
 from dicomhaven.ledger import pid_alive
 
@@ -44,6 +49,7 @@ __all__ = [
     "PullError",
     "PullJobs",
     "backoff_seconds",
+    "keyed",
 ]
 
 _I = ItemState
@@ -66,6 +72,12 @@ def backoff_seconds(attempt: int, base: float, cap: float = BACKOFF_CAP_SECONDS)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def keyed(site_key: bytes, kind: str, uid: str) -> str:
+    """Keyed hash of a study or series UID: stable per site, reveals nothing. Pull work
+    items and the series records of held head slices name series by it."""
+    return hmac.new(site_key, f"{kind}:{uid}".encode("ascii"), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -283,6 +295,26 @@ class PullJobs:
             item.updated_at = now
             session.flush()
             return _item_view(item)
+
+    def announce(self, series_key: str, expected: int) -> None:
+        """Record how many instances the source says a series holds, for the pipeline to
+        know when the series is complete (a held head series is then defaced). The highest
+        count any answer gave is kept: a series is never taken as complete too early."""
+        now = _now()
+        with self._sessions.begin() as session:
+            module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+            session.execute(
+                module.insert(SeriesRecord)
+                .values(series_key=series_key, expected=expected, reason="", slices=0,
+                        updated_at=now)
+                .on_conflict_do_nothing(index_elements=[SeriesRecord.series_key])
+            )  # fmt: skip
+            session.execute(
+                update(SeriesRecord)
+                .where(SeriesRecord.series_key == series_key,
+                       SeriesRecord.expected.is_(None) | (SeriesRecord.expected < expected))
+                .values(expected=expected, updated_at=now)
+            )  # fmt: skip
 
     def items(self, job_id: int) -> list[ItemView]:
         with self._sessions() as session:

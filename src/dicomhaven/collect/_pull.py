@@ -23,8 +23,6 @@ source is a :class:`PullSource` (the seam): DICOM C-FIND/C-MOVE here, DICOMweb b
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import threading
 import time
@@ -44,13 +42,14 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from dicomhaven.catalogue import ItemState, PullState, make_engine
 from dicomhaven.collect._criteria import Criteria
-from dicomhaven.collect._jobs import ItemView, PullError, PullJobs, backoff_seconds
+from dicomhaven.collect._jobs import ItemView, PullError, PullJobs, backoff_seconds, keyed
 from dicomhaven.collect._scp import ReceiverConfig, run_receiver
 from dicomhaven.errors import ConfigError
 from dicomhaven.intake import dicom_object_key
 from dicomhaven.settings import Settings, check_ae_title
 
 if TYPE_CHECKING:
+    from dicomhaven.pixels._deface_held import DefaceSummary
     from dicomhaven.site import Site
 
 __all__ = [
@@ -78,9 +77,13 @@ def _uid(value: object) -> str:
     return str(value or "").strip("\x00 ")
 
 
-def keyed(site_key: bytes, kind: str, uid: str) -> str:
-    """Keyed hash of a study or series UID: stable per site, reveals nothing."""
-    return hmac.new(site_key, f"{kind}:{uid}".encode("ascii"), hashlib.sha256).hexdigest()
+def _count(answer: Dataset) -> int:
+    """Number of Series Related Instances (0020,1209) in a series-level answer; 0 when the
+    source left it out or sent something that is not a count."""
+    try:
+        return max(0, int(str(answer.get("NumberOfSeriesRelatedInstances", "") or 0).strip()))
+    except ValueError:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,7 @@ class DimseSource:
         query.StudyInstanceUID = study_uid
         query.SeriesInstanceUID = ""
         query.Modality = ""
+        query.NumberOfSeriesRelatedInstances = ""  # how many it holds: when a series is whole
         return self._find(query, "series query")
 
     def instances(self, study_uid: str, series_uid: str) -> list[str]:
@@ -329,6 +333,8 @@ class PullSummary:
     skipped_studies: int = 0  # pulled by an earlier run of the same collection spec
     unmatched: dict[str, list[int]] = field(default_factory=dict)  # list → positions (1-based)
     failures: list[tuple[int, str]] = field(default_factory=list)  # (item id, reason)
+    #: The held head series found complete when the run ended, defaced and offered for release.
+    defaced: DefaceSummary | None = None
 
     @property
     def complete(self) -> bool:
@@ -352,6 +358,7 @@ class PullSummary:
             "seconds": round(self.seconds, 3),
             "unmatched": self.unmatched,
             "failures": [{"item": i, "reason": r} for i, r in self.failures],
+            "defaced": self.defaced.as_dict() if self.defaced is not None else None,
         }
 
 
@@ -413,6 +420,8 @@ class _Run:
                 if not sop_uids:
                     continue
                 key = keyed(self._site_key, "series", series_uid)
+                # What the PACS says the series holds (0020,1209), or at least what it listed.
+                self._jobs.announce(key, max(_count(answer), len(sop_uids)))
                 self._offers[key] = SeriesOffer(study_uid, series_uid, modality, sop_uids)
                 self._keys[key] = {dicom_object_key(self._site_key, u): u for u in sop_uids}
                 self._jobs.add_item(
@@ -631,6 +640,12 @@ def run_pull(
         log.info("pull finished", extra={"job": job_id, "state": summary.state,
                                          "expected": summary.expected,
                                          "received": summary.received})  # fmt: skip
+    if finished:
+        from dicomhaven.pixels._deface_held import deface_complete  # the pixel package
+
+        # Series whose every announced instance has been processed; a receiver defaces
+        # those still in its pipeline when it next looks, or as it stops.
+        summary.defaced = deface_complete(site)
     return summary
 
 

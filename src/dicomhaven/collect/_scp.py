@@ -220,6 +220,7 @@ class ReceiveSummary:
     statuses: Counter[str] = field(default_factory=Counter)
     receipts: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
+    defaced_series: int = 0  # held head series its pipeline found complete and decided
 
     @property
     def stored(self) -> int:
@@ -236,6 +237,7 @@ class ReceiveSummary:
             "statuses": dict(self.statuses),
             "receipts": dict(self.receipts),
             "outcomes": dict(self.outcomes),
+            "defaced_series": self.defaced_series,
         }
 
     def ledger_summary(self) -> dict[str, object]:
@@ -333,14 +335,18 @@ class _PipelineWorker:
 
     def __init__(self, site: Site, ledger: Ledger, job_id: int) -> None:
         from dicomhaven.ingest import pipeline_for
+        from dicomhaven.pixels._series_complete import HeadSeriesWatch
 
         self._ledger = ledger
         self._job_id = job_id
+        self._site_root = site.root
         self._batch_size = min(site.settings.ledger_batch_size, 16 * site.settings.workers)
         self._task = ProcessTask(site.root, pipeline_for(site))
         self._executor = ProcessExecutor(site.settings.workers)
+        self._watch = HeadSeriesWatch(site.root, ledger.engine)
         self._deadline: float | None = None  # set by close: process until then
         self.outcomes: Counter[str] = Counter()
+        self.defaced: Counter[str] = Counter()  # series decided by its defacing runs
         self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="scp-pipeline", daemon=True)
         self._thread.start()
@@ -356,12 +362,37 @@ class _PipelineWorker:
         self._deadline = time.monotonic() + drain_seconds
         self._queue.put(None)
         self._thread.join()
-        self._executor.close()
+        try:
+            from dicomhaven.pixels._series_complete import DefaceTask
+
+            # This command's end: what it received is complete with a quiet period of 0.
+            self._deface(DefaceTask(self._site_root, ended_jobs=(self._job_id,)))
+        finally:
+            self._executor.close()
+
+    def _deface(self, task: Callable[[object], dict[str, object]]) -> None:
+        """Deface the complete held head series, in a worker process (the network threads
+        keep this one); a failure leaves them held, and is logged by its type."""
+        try:
+            for done in self._executor.imap(task, [None]):
+                self.defaced.update({"series": int(str(done.get("series") or 0))})
+        except Exception as exc:
+            log.error("defacing complete head series failed", extra={"error": type(exc).__name__})
+
+    def _next(self) -> Pending | None:
+        """The next object to process; meanwhile, every so often, the complete head series
+        are defaced (only while head slices are held)."""
+        while True:
+            self._watch.poll(self._deface)
+            try:
+                return self._queue.get(timeout=max(0.05, self._watch.seconds_left()))
+            except queue.Empty:
+                continue
 
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            first = self._next()
             if first is None:
                 break
             batch = [first]
@@ -710,6 +741,7 @@ def run_receiver(
         for worker in worker_holder:
             worker.close(drain_seconds)
             summary.outcomes.update(worker.outcomes)
+            summary.defaced_series += worker.defaced["series"]
         summary.seconds = time.monotonic() - started
         ledger.finish_job(job_id, summary.ledger_summary(), interrupted=interrupted)
         log.info("receiver stopped", extra=summary.ledger_summary() | {"job": job_id})

@@ -1,8 +1,12 @@
-"""Defacing the head series the pixel stage held (``dicomhaven deface``).
+"""Defacing the head series the pixel stage held: by the pipeline itself, once a series is
+complete, and by ``dicomhaven deface`` at once.
 
 Defacing needs a whole volume, and the pipeline sees one slice at a time: the pixel stage
 holds each slice of a head CT or MR volume (:data:`AWAITS_DEFACING`). This step gathers the
-held slices by series, decides per series (:func:`face_triage`), and:
+held slices by series, takes those that are complete (:mod:`._series_complete`: every
+instance its source announced has arrived, or none for the quiet period; all of them with
+:attr:`DefaceWhen.NOW`), claims each one's slices so that no other run decides it at the
+same time, decides per series (:func:`face_triage`), and:
 
 - defaces a head volume and saves the before/after review render beside the held copies
   (it shows the face, so it stays in the quarantine zone);
@@ -18,32 +22,34 @@ and offered to the release gate (scan, device trust, verdict), which moves it to
 one whose text cannot be made safe stays held with the reason. Nothing is written until
 the whole series has been decided, so a run that fails leaves the held copies as they were.
 
-Every slice's ledger entry moves in one transaction per series, with its reason.
+Every slice's ledger entry moves in one transaction per series, with its reason. A slice
+that arrives after its series was decided is held for review: it cannot join a released
+volume unchecked.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhaven.catalogue import (
     DeviceState,
     FaceVerdict,
-    LedgerObject,
     ObjectStatus,
     TextVerdict,
     make_engine,
     make_sessionmaker,
 )
 from dicomhaven.deid._engine import write_dataset
-from dicomhaven.identity import SITE_PROJECT
+from dicomhaven.identity import SITE_PROJECT, ProjectKeys
 from dicomhaven.identity._stage import project_keys
 from dicomhaven.ledger import Ledger
 from dicomhaven.pipeline import Outcome
@@ -51,19 +57,35 @@ from dicomhaven.pixels._clean import PixelOutcome, clean_pixels
 from dicomhaven.pixels._deface import deface_series
 from dicomhaven.pixels._face_triage import FaceDecision, face_triage
 from dicomhaven.pixels._sampling import stage_sampling
-from dicomhaven.pixels._stage import _templates, patient_known_values
-from dicomhaven.pixels._verdict import (
-    AWAITS_DEFACING,
-    FACE_NOT_CHECKED,
-    describe,
-    record_verdict,
+from dicomhaven.pixels._series_complete import (
+    DefaceWhen,
+    HeldSeries,
+    HeldSlice,
+    claim,
+    complete_because,
+    held_series,
+    live_jobs,
+    prior_decision,
+    reasons_of,
+    record_decision,
 )
+from dicomhaven.pixels._stage import _templates, patient_known_values
+from dicomhaven.pixels._verdict import describe, record_verdict
 from dicomhaven.pixels._volume import DefacingError
 from dicomhaven.scan._devices import DeviceIdentity
 from dicomhaven.scan._stage import GateServices, gate_services
 from dicomhaven.site import Site
 
-__all__ = ["CLEAN_VISUAL_FEATURES", "DefaceSummary", "deface_held", "mark_defaced"]
+__all__ = [
+    "CLEAN_VISUAL_FEATURES",
+    "DefaceSummary",
+    "DefaceWhen",
+    "deface_complete",
+    "deface_held",
+    "mark_defaced",
+]
+
+log = logging.getLogger(__name__)
 
 STAGE = "deface"
 #: PS3.16 CID 7050: the Clean Recognizable Visual Features Option of PS3.15 Annex E.
@@ -87,14 +109,19 @@ def mark_defaced(dataset: Dataset) -> None:
 
 @dataclass
 class DefaceSummary:
-    series: int = 0
+    series: int = 0  # series decided by this run
     defaced: int = 0  # series
     released_without: int = 0  # series that show no face
     held: list[str] = field(default_factory=list)  # a reason per series left held
     objects_released: int = 0
     #: Per series, in order: whether it was treated as a head and why (words and geometry,
-    #: never a value from the headers), so a data manager can see each decision.
+    #: never a value from the headers), and why it was complete, so a data manager can see
+    #: each decision.
     decisions: list[dict[str, object]] = field(default_factory=list)
+    waiting: int = 0  # held series not complete yet: left held as they were
+    taken: int = 0  # complete series another run claimed first
+    #: Why a run at the end of another command failed (its series stay held), or None.
+    error: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -104,6 +131,9 @@ class DefaceSummary:
             "held": self.held,
             "objects_released": self.objects_released,
             "decisions": self.decisions,
+            "waiting": self.waiting,
+            "taken_by_another_run": self.taken,
+            "error": self.error,
         }
 
 
@@ -116,55 +146,157 @@ class _Slice:
     pseudonym: str
 
 
-def _held_slices(site: Site) -> dict[tuple[str, str], list[_Slice]]:
-    """The slices held for defacing, by (pseudonym, original series UID)."""
-    keys = project_keys(site.root, SITE_PROJECT)
-    with make_sessionmaker(make_engine(site.database_url))() as session:
-        held = list(
-            session.scalars(
-                select(LedgerObject).where(
-                    LedgerObject.status == ObjectStatus.QUARANTINED,
-                    # and a slice the gate sent back, its face not checked on its bytes
-                    LedgerObject.reason.in_((AWAITS_DEFACING, FACE_NOT_CHECKED)),
-                )
+def _copy_of(site: Site, keys: ProjectKeys, original: Dataset, pseudonym: str) -> Path:
+    """Where the pixel stage wrote the slice's header-de-identified copy."""
+    return (
+        site.zone("quarantine") / pseudonym / keys.uid(str(original.StudyInstanceUID))
+        / f"{keys.uid(str(original.SOPInstanceUID))}.dcm"
+    )  # fmt: skip
+
+
+def _present(
+    site: Site, keys: ProjectKeys, series: HeldSeries
+) -> list[tuple[HeldSlice, Dataset, Path]]:
+    """The held slices whose copies are there, with their headers as received (a copy is
+    missing when consent was withdrawn and the patient purged: nothing to deface; an
+    original that cannot be read stays held as it is)."""
+    found: list[tuple[HeldSlice, Dataset, Path]] = []
+    for item in series.slices:
+        try:
+            original = pydicom.dcmread(
+                site.intake / item.intake_path, stop_before_pixels=True, force=True
             )
-        )
-    series: dict[tuple[str, str], list[_Slice]] = defaultdict(list)
-    for obj in held:
-        original = pydicom.dcmread(
-            site.intake / obj.intake_path, stop_before_pixels=True, force=True
-        )
-        copy = (
-            site.zone("quarantine") / str(obj.pseudonym)
-            / keys.uid(str(original.StudyInstanceUID))
-            / f"{keys.uid(str(original.SOPInstanceUID))}.dcm"
-        )  # fmt: skip
-        if not copy.is_file():
-            continue  # purged (consent withdrawn) or not written: nothing to deface
-        key = (str(obj.pseudonym), str(original.SeriesInstanceUID))
-        series[key].append(
-            _Slice(obj.id, copy, pydicom.dcmread(copy, force=True), original, str(obj.pseudonym))
-        )
-    return series
+            copy = _copy_of(site, keys, original, item.pseudonym)
+        except Exception as exc:  # tolerant when reading; its reason says it waits
+            log.warning(
+                "a held slice's original cannot be read", extra={"error": type(exc).__name__}
+            )
+            continue
+        if copy.is_file():
+            found.append((item, original, copy))
+    return found
 
 
-def deface_held(site: Site) -> DefaceSummary:
-    """Deface every complete head series the pixel stage held, and release its slices."""
+def deface_held(
+    site: Site,
+    *,
+    when: DefaceWhen = DefaceWhen.COMPLETE,
+    now: datetime | None = None,
+    ended_jobs: frozenset[int] = frozenset(),
+) -> DefaceSummary:
+    """Deface the held head series that are complete (every held series with
+    :attr:`DefaceWhen.NOW`), and release their slices; the others stay held as they are.
+
+    ``now`` is the time the quiet period is measured to; ``ended_jobs`` are ledger jobs to
+    take as ended although they still run (a receiver's own, as it stops). No ledger job
+    is started unless a series is decided.
+    """
     summary = DefaceSummary()
-    ledger = Ledger(make_engine(site.database_url))
-    job = ledger.start_job("deface")
+    engine = make_engine(site.database_url)
+    sessions = make_sessionmaker(engine)
+    series = held_series(site, sessions)
+    if not series:
+        return summary
+    moment = now or datetime.now(UTC)
+    running = live_jobs(sessions) - ended_jobs
+    keys = project_keys(site.root, SITE_PROJECT)
+    ledger = Ledger(engine)
+    job: int | None = None
     try:
-        for slices in _held_slices(site).values():
+        for group in series:
+            record = prior_decision(sessions, group.key)
+            complete = (
+                "decided now, as asked ('dicomhaven deface')"
+                if when is DefaceWhen.NOW
+                else complete_because(
+                    sessions, group, quiet_seconds=site.settings.head_series_quiet_seconds,
+                    now=moment, running=running, expected=record.expected if record else None,
+                    import_quiet_seconds=site.settings.import_series_quiet_seconds,
+                )
+            )  # fmt: skip
+            if complete is None:
+                summary.waiting += 1
+                continue
+            present = _present(site, keys, group)
+            if not present:
+                continue
+            if job is None:
+                job = ledger.start_job("deface")
+            if not claim(engine, job, [item for item, _, _ in present]):
+                summary.taken += 1
+                continue
             summary.series += 1
-            _one_series(site, ledger, job, slices, summary)
+            _claimed(site, ledger, sessions, job, group.key, present, summary, complete)
     finally:
-        ledger.finish_job(job, summary.as_dict())
+        if job is not None:
+            ledger.finish_job(job, summary.as_dict())
     return summary
+
+
+def deface_complete(
+    site: Site, *, now: datetime | None = None, ended_jobs: frozenset[int] = frozenset()
+) -> DefaceSummary:
+    """The pipeline's own defacing at the end of a command (import, process, release, pull,
+    a receiver's stop). The command's own work is done by then, so a failure here does not
+    undo it: the series stay held as they were, and the summary says why (the error's type,
+    never its text) and what to run."""
+    try:
+        return deface_held(site, now=now, ended_jobs=ended_jobs)
+    except Exception as exc:
+        log.error("defacing complete head series failed", extra={"error": type(exc).__name__})
+        return DefaceSummary(
+            error=f"defacing failed ({type(exc).__name__}); its series stay held: run "
+            "'dicomhaven deface' to see why"
+        )
+
+
+def _claimed(
+    site: Site,
+    ledger: Ledger,
+    sessions: sessionmaker[Session],
+    job: int,
+    key: str,
+    present: list[tuple[HeldSlice, Dataset, Path]],
+    summary: DefaceSummary,
+    complete: str,
+) -> None:
+    """Decide a claimed series; a run that fails holds its slices again as they were."""
+    try:
+        record = prior_decision(sessions, key)
+        if record is not None and record.decision is not None:
+            why = (
+                f"{len(present)} slices arrived after their series was decided "
+                f"({record.decision}); a person must look before they join it"
+            )
+            summary.held.append(f"needs review: {why}")
+            summary.decisions.append({"slices": len(present), "decision": "review",
+                                      "reasons": [why], "complete": complete})  # fmt: skip
+            ledger.hold(job, [item.object_id for item, _, _ in present],
+                        f"held for review: {why}", STAGE)  # fmt: skip
+            return
+        slices = [
+            _Slice(item.object_id, copy, pydicom.dcmread(copy, force=True), original,
+                   item.pseudonym)
+            for item, original, copy in present
+        ]  # fmt: skip
+        decision, reason, render = _one_series(site, ledger, job, slices, summary)
+        summary.decisions[-1]["complete"] = complete
+    except BaseException:
+        try:
+            for reason, ids in reasons_of(item for item, _, _ in present).items():
+                ledger.hold(job, ids, reason, STAGE)
+        except Exception as exc:  # the next 'dicomhaven process' runs them again
+            log.error("could not hold a series' slices again", extra={"error": type(exc).__name__})
+        raise
+    relative = str(render.relative_to(site.root)) if render is not None else None
+    record_decision(sessions, key, decision=decision, reason=reason, slices=len(slices),
+                    render=relative)  # fmt: skip
 
 
 def _one_series(
     site: Site, ledger: Ledger, job: int, slices: list[_Slice], summary: DefaceSummary
-) -> None:
+) -> tuple[str, str, Path | None]:
+    """Decide one series; (the decision, its reason, the review render if one was kept)."""
     datasets = [s.dataset for s in slices]
     # Decided on the headers as received: de-identification removes the descriptions and
     # the body part that say a series is a head.
@@ -181,7 +313,7 @@ def _one_series(
         why = "; ".join(decision.reasons)
         summary.held.append(f"needs review: {why}")
         ledger.hold(job, [s.object_id for s in slices], f"held for review: {why}", STAGE)
-        return
+        return FaceDecision.REVIEW.value, why, None
     if decision.decision is FaceDecision.DEFACE:
         review = slices[0].copy.parent / f"face-review-{slices[0].copy.stem}.png"
         try:
@@ -189,7 +321,7 @@ def _one_series(
         except DefacingError as exc:  # says what failed, never a value
             summary.held.append(f"could not be defaced: {exc}")
             ledger.hold(job, [s.object_id for s in slices], f"held: not defaced: {exc}", STAGE)
-            return
+            return "not-defaced", str(exc), None
         summary.defaced += 1
         face, face_why = (
             FaceVerdict.DEFACED,
@@ -199,6 +331,7 @@ def _one_series(
             ),
         )
     else:
+        review = None
         summary.released_without += 1
         face, face_why = FaceVerdict.NO_FACE, "; ".join(decision.reasons)
     gate = gate_services(site.root)
@@ -226,6 +359,7 @@ def _one_series(
         summary.held.append(f"{len(held)} of {len(slices)} slices held: {held[0]}")
     ledger.settle(job, outcomes)
     summary.objects_released += sum(o.status is ObjectStatus.RELEASED for _, o in outcomes)
+    return decision.decision.value, face_why, review
 
 
 def _check_text(

@@ -24,6 +24,7 @@ from dicomhaven.scan._devices import object_kind
 from dicomhaven.scan._stage import gate_services, reset_gate_services
 
 if TYPE_CHECKING:
+    from dicomhaven.pixels._deface_held import DefaceSummary
     from dicomhaven.site import Site
 
 __all__ = ["ReleaseSummary", "held_counts", "release_held", "render_samples"]
@@ -34,9 +35,16 @@ class ReleaseSummary:
     job_id: int
     considered: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    #: The held head series found complete at the end, defaced and offered for release.
+    defaced: DefaceSummary | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"job": self.job_id, "considered": self.considered, "outcomes": dict(self.outcomes)}
+        return {
+            "job": self.job_id,
+            "considered": self.considered,
+            "outcomes": dict(self.outcomes),
+            "defaced": self.defaced.as_dict() if self.defaced is not None else None,
+        }
 
 
 def held_counts(site: Site) -> dict[str, int]:
@@ -57,11 +65,13 @@ def release_held(
     device: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ReleaseSummary:
-    """Scan and decide every held copy (of one device, if given)."""
+    """Scan and decide every held copy (of one device, if given); then deface the held head
+    series that are complete (through the same gate, with the trust as it is now)."""
     import pydicom
 
     from dicomhaven.deid._stream import leading_elements
     from dicomhaven.pipeline._stage import LEADING_TAGS_END
+    from dicomhaven.pixels._deface_held import deface_complete
     from dicomhaven.pixels._sampling import held_for_text, series_ends_with_text
     from dicomhaven.site import open_site
 
@@ -111,6 +121,7 @@ def release_held(
                 progress(1)
     finally:
         ledger.finish_job(job_id, summary.as_dict())
+    summary.defaced = deface_complete(site)
     return summary
 
 
