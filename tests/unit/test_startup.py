@@ -32,7 +32,7 @@ def test_help_and_version_touch_no_dicom_or_database_library(argv: list[str]) ->
     assert loaded_after(code) == set()
 
 
-LAZY_PACKAGES = ("deid", "identity", "scan", "collect", "intake")
+LAZY_PACKAGES = ("deid", "identity", "scan", "collect", "intake", "vocabulary")
 
 
 @pytest.mark.parametrize("package", LAZY_PACKAGES)
