@@ -90,3 +90,22 @@ def test_a_standard_word_one_letter_from_a_name_is_no_leak_and_a_misspelt_name_i
         assert detect_known(standard, known) == [], standard
     for leak in ("seen by Peerson", "Pearson", "MURPHI C", "Leigh"):
         assert [h.detector for h in detect_known(leak, known)] == [Detector.KNOWN_VALUE], leak
+
+
+def test_the_gate_takes_no_title_from_the_original_header_as_a_known_value() -> None:
+    """The mixed site again: the gate split the referring physician's name at every ``^``
+    itself, so "Dr" stayed a known value and failed a CR for its model name "DR 7500"."""
+    from pydicom.dataset import Dataset
+
+    from dicomhaven.scan._stage import original_values
+
+    header = Dataset()
+    header.PatientName = "FOX^Lynne^Stephanie"
+    header.ReferringPhysicianName = "JOHNSON^Leanne^^Dr^Jr"
+    values = original_values(header)
+    assert {"FOX", "Lynne", "Stephanie", "JOHNSON", "Leanne"} <= set(values)
+    assert not {"Dr", "Jr"} & set(values)
+    known = KnownIdentifiers.of(values)
+    assert detect_known("DR 7500", known) == []
+    assert detect_known("CR/DR Mechanical Configuration", known) == []
+    assert detect_known("seen by Dr Johnson", known) != []

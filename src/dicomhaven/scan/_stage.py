@@ -296,7 +296,8 @@ def _audit_revocation(site_root: Path, device_id: str, kind: str, group_id: str)
 
 
 def original_values(header: Dataset) -> list[str]:
-    """The original header's own identifying values (names split at ``^``)."""
+    """The original header's own identifying values (names split at ``^``, without their
+    prefix and suffix: a title such as "Dr" names nobody, and would be found in "DR 7500")."""
     values: list[str] = []
     for keyword in _ORIGINAL_KEYWORDS:
         value = header.get(keyword)
@@ -306,7 +307,12 @@ def original_values(header: Dataset) -> list[str]:
         for item in items:
             text = str(item).strip()
             if text:
-                values += [text, *(p for p in text.split("^") if p)] if "^" in text else [text]
+                if "^" in text:
+                    groups = [group.split("^")[:3] for group in text.split("=")]
+                    values += ["=".join("^".join(g) for g in groups)]
+                    values += [part for group in groups for part in group if part]
+                else:
+                    values.append(text)
     return values
 
 
