@@ -19,7 +19,7 @@ import dicomhaven.deid
 from dicomhaven.catalogue import LedgerObject, make_engine, make_sessionmaker
 from dicomhaven.ingest import import_paths
 from dicomhaven.pixels import AWAITS_DEFACING
-from dicomhaven.site import init_site
+from dicomhaven.site import init_site, open_site
 from tests.peers import require_tool
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,9 @@ def test_a_head_slice_whose_description_the_profile_removes_still_waits_for_defa
     export.mkdir()
     dose_page(export / "slice.dcm", description="CT head")
     site = init_site(tmp_path / "site")
-    import_paths(site, [export])
+    # the import leaves its series open (it would decide the series itself otherwise)
+    (site.root / "dicomhaven.yaml").write_text("import_series_quiet_seconds: 300\n")
+    import_paths(open_site(site.root), [export])
     with make_sessionmaker(make_engine(site.database_url))() as session:
         (obj,) = session.scalars(select(LedgerObject))
     assert obj.reason == AWAITS_DEFACING

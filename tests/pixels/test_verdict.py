@@ -93,7 +93,9 @@ def test_a_head_slice_without_a_face_verdict_goes_back_to_defacing(
     sqlite_site: Site, tmp_path: Path
 ) -> None:
     burned_in_mr(tmp_path / "head", "MR BRAIN", burned_in_annotation=None, lines=())
-    import_paths(sqlite_site, [tmp_path / "head"])
+    # the import leaves its series open (it would decide the series itself otherwise)
+    (sqlite_site.root / "dicomhaven.yaml").write_text("import_series_quiet_seconds: 300\n")
+    import_paths(open_site(sqlite_site.root), [tmp_path / "head"])
     [obj] = rows(sqlite_site)
     assert obj.reason == AWAITS_DEFACING
     [copy] = sqlite_site.zone("quarantine").rglob("*.dcm")

@@ -26,20 +26,31 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import logging
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
-from dicomhaven.pixels._codec import RedactionError, check_declared_size, decode, pixel_limit
+from dicomhaven.errors import DicomHavenError
+from dicomhaven.pixels._codec import (
+    RedactionError,
+    check_declared_size,
+    decode,
+    describe_layout,
+    lut_header,
+    pixel_limit,
+)
 from dicomhaven.pixels._match import KnownValues, Rule, find_identifiers
 from dicomhaven.pixels._ocr import (
     Box,
+    FrameValues,
     OcrEngine,
     OcrError,
     RapidOcrEngine,
@@ -53,6 +64,8 @@ from dicomhaven.pixels._sampling import Sampling, looks_like_text, mark_sampled
 from dicomhaven.pixels._templates import DeviceKey, TemplateStore
 from dicomhaven.pixels._triage import Triage, triage
 from dicomhaven.settings import MAX_PIXEL_BYTES_DEFAULT
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["PixelOutcome", "PixelPolicy", "PixelResult", "clean_pixels", "engine_named"]
 
@@ -138,30 +151,19 @@ def _frames_to_read(count: int, wanted: int | None) -> list[int]:
     return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)})
 
 
-def _display_header(dataset: Dataset, photometric: str) -> Dataset:
-    """What describes the decoder's frames for ``display_image``: its colours, native order."""
-    big_endian = not getattr(dataset, "is_little_endian", True)
-    if photometric == str(dataset.get("PhotometricInterpretation", "")) and not big_endian:
-        return dataset
-    header = Dataset()
-    header.update(dataset.group_dataset(0x0028))
-    header.PhotometricInterpretation = photometric
-    if big_endian:  # pydicom's palette lookup reads the tables as little endian
-        for colour in ("Red", "Green", "Blue"):
-            keyword = f"{colour}PaletteColorLookupTableData"
-            if keyword in header and isinstance(header[keyword].value, bytes):
-                swapped = np.frombuffer(header[keyword].value, ">u2").astype("<u2")
-                header[keyword].value = swapped.tobytes()
-    return header
-
-
 def _iter_images(dataset: Dataset, frames: Iterable[int]) -> Iterator[npt.NDArray[Any]]:
-    """``frames`` of ``dataset`` as a viewer shows them, 8 bits, one at a time."""
+    """``frames`` of ``dataset`` as a viewer shows them, 8 bits, one at a time.
+
+    The frames are described by a copy of the header (:func:`lut_header`): what a decoder
+    converted, or the byte order of a palette, is never written back into ``dataset``.
+    Lossless YCbCr is decoded as stored, so it is converted to RGB here."""
     decoded = decode(dataset)
-    header = _display_header(dataset, decoded.photometric)
+    header = lut_header(dataset, decoded.photometric)
+    ycbcr = decoded.photometric.startswith("YBR")
+    values = FrameValues.STORED if ycbcr else FrameValues.DECODED
     for index in frames:
         frame = decoded.frames[index]
-        yield display_image(header, frame[..., 0] if frame.shape[-1] == 1 else frame)
+        yield display_image(header, frame[..., 0] if frame.shape[-1] == 1 else frame, values=values)
 
 
 def _images(dataset: Dataset, frames: Iterable[int]) -> list[npt.NDArray[Any]]:
@@ -272,6 +274,27 @@ def clean_pixels(
             return _clean_risky(dataset, original, known, policy, templates, decision)
     except RedactionError as exc:  # names what failed, never a value
         return PixelResult(PixelOutcome.HELD, f"pixels cannot be made safe: {exc}", decision)
+    except (OSError, MemoryError, DicomHavenError):
+        raise  # the environment (a full disk, an OCR engine that will not run), not the image
+    except Exception as exc:  # a library (or this code) failed on this layout: hold, naming it
+        return PixelResult(PixelOutcome.HELD, _unexpected(dataset, exc), decision)
+
+
+def _unexpected(dataset: Dataset, exc: Exception) -> str:
+    """The reason an image is held when reading or blanking its pixels raised something
+    unforeseen: the stage, the tag, the layout, the exception's type and the module it was
+    raised in (its text may quote a value from the file, so it is left out)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = "/".join(Path(frames[-1].filename).parts[-2:]) if frames else "unknown"
+    layout = describe_layout(dataset)
+    logger.warning(
+        "pixel stage failed",
+        extra={"error": type(exc).__name__, "where": where, "layout": layout},
+    )
+    return (
+        f"pixels cannot be made safe: the pixel stage failed on (7FE0,0010) Pixel Data "
+        f"({layout}) with {type(exc).__name__} in {where}; report it with the site's log"
+    )
 
 
 def _sample(
@@ -294,7 +317,7 @@ def _sample(
         return PixelResult(PixelOutcome.NOT_READ, f"{why}; {choice.describe()}", decision)
     try:
         result = _clean_risky(dataset, original, known, policy, None, decision, plain=True)
-    except RedactionError:
+    except Exception:  # the caller holds it, and the sampling counts it as unreadable
         sampling.record(choice, text_found=False, unreadable=True)
         raise
     sampling.record(choice, text_found=result.outcome is not PixelOutcome.CLEAN, unreadable=False)

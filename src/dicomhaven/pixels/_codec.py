@@ -27,6 +27,7 @@ trusts its codestream, not the DICOM header. :func:`decode` is the one way in to
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,7 @@ from pydicom.uid import (
     HTJ2K,
     JPEG2000,
     UID,
+    AllTransferSyntaxes,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -71,6 +73,8 @@ __all__ = [
     "check_declared_size",
     "declared_pixel_bytes",
     "decode",
+    "describe_layout",
+    "lut_header",
     "pixel_limit",
     "transfer_syntax",
     "write_back",
@@ -165,6 +169,105 @@ def transfer_syntax(dataset: Dataset) -> UID:
     if implicit:
         return ImplicitVRLittleEndian
     return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+# Photometric Interpretation defined terms (PS3.3 C.7.6.3.1.2): a reason names only these.
+_PHOTOMETRIC_TERMS = frozenset(
+    {"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB", "CMYK", "YBR_FULL",
+     "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "XYB"}
+)  # fmt: skip
+
+
+def _is_known_syntax(syntax: UID) -> bool:
+    """Whether ``syntax`` is a transfer syntax pydicom knows (a standard one)."""
+    return syntax in AllTransferSyntaxes
+
+
+def _syntax_name(dataset: Dataset) -> str:
+    """The transfer syntax's name from the standard; never the UID itself (a file can put
+    anything there)."""
+    try:
+        syntax = transfer_syntax(dataset)
+    except RedactionError:
+        return "no transfer syntax"
+    return syntax.name if _is_known_syntax(syntax) else "an unknown transfer syntax"
+
+
+def _small(dataset: Dataset, keyword: str) -> int | None:
+    """A small count or bit depth from the header, None when absent or not one."""
+    try:
+        value = int(dataset.get(keyword))
+    except Exception:  # absent, empty, or not a number
+        return None
+    return value if 0 <= value <= 1 << 16 else None
+
+
+def describe_layout(dataset: Dataset) -> str:
+    """The pixel layout in words, for a held object's reason: transfer syntax, colour
+    model, samples and planar configuration, bits, sign, frames, e.g. "Explicit VR Big
+    Endian, PALETTE COLOR, 16 bits allocated (16 stored, high bit 15), unsigned, 1 frame".
+
+    Only the standard's names and small numbers appear: an unknown UID or term is called
+    unknown, so the words can never carry a value a file was made to hold."""
+    photometric = str(dataset.get("PhotometricInterpretation", "")).strip().upper()
+    colour = photometric if photometric in _PHOTOMETRIC_TERMS else "an unknown colour model"
+    if not photometric:
+        colour = "no Photometric Interpretation"
+    parts = [_syntax_name(dataset), colour]
+    samples = _small(dataset, "SamplesPerPixel")
+    if samples is not None and samples != 1:
+        planar = _small(dataset, "PlanarConfiguration")
+        planes = f", planar configuration {planar}" if planar is not None else ""
+        parts.append(f"{samples} samples per pixel{planes}")
+    bits = _small(dataset, "BitsAllocated")
+    stored, high = _small(dataset, "BitsStored"), _small(dataset, "HighBit")
+    depth = "no Bits Allocated" if bits is None else f"{bits} bits allocated"
+    if stored is not None:
+        depth += f" ({stored} stored, high bit {high if high is not None else 'not given'})"
+    parts.append(depth)
+    sign = _small(dataset, "PixelRepresentation")
+    signs = {0: "unsigned", 1: "signed"}
+    parts.append(signs.get(-1 if sign is None else sign, "no Pixel Representation"))
+    frames = _small(dataset, "NumberOfFrames")
+    parts.append(f"{frames if frames else 1} frame{'s' if frames and frames > 1 else ''}")
+    return ", ".join(parts)
+
+
+# Palette Color LUT Data that pydicom reads in the machine's byte order whatever the file's
+# (it reads segmented tables, and Modality and VOI LUT Data, in the transfer syntax's order).
+_PALETTE_DATA = tuple(f"{c}PaletteColorLookupTableData" for c in ("Red", "Green", "Blue", "Alpha"))
+
+
+def lut_header(dataset: Dataset, photometric: str | None = None) -> Dataset:
+    """A copy of ``dataset``'s Image Pixel attributes (group 0028, its lookup tables too)
+    that pydicom's LUT functions read as the file means them.
+
+    Its elements are its own: a change to it never reaches the data set to be written.
+    ``photometric`` (None: the data set's) is what the decoded frames are after any colour
+    conversion by the decoder. Its File Meta holds the data set's transfer syntax, which
+    pydicom needs to read segmented palettes and Modality and VOI LUT Data; big-endian
+    Palette Color LUT Data is byte-swapped, since pydicom reads those tables in the
+    machine's order whatever the file's.
+    """
+    header = Dataset()
+    for element in dataset.group_dataset(0x0028):
+        header.add(copy.deepcopy(element))
+    if photometric is not None:
+        header.PhotometricInterpretation = photometric
+    try:
+        syntax = transfer_syntax(dataset)
+    except RedactionError:  # a data set made in memory: its values are native already
+        syntax = ExplicitVRLittleEndian
+    header.file_meta = FileMetaDataset()
+    header.file_meta.TransferSyntaxUID = syntax
+    descriptor = header.get("RedPaletteColorLookupTableDescriptor")
+    if syntax == ExplicitVRBigEndian and descriptor is not None:
+        entries = int(descriptor[0]) or 65536
+        for keyword in _PALETTE_DATA:
+            value = header.get(keyword)
+            if isinstance(value, bytes) and len(value) == 2 * entries:  # 16-bit entries
+                header[keyword].value = np.frombuffer(value, ">u2").astype("<u2").tobytes()
+    return header
 
 
 def _jpeg_ls_near(frame: bytes) -> int | None:
@@ -384,6 +487,52 @@ def _stream_size(head: bytes, syntax: UID) -> tuple[int, int, int] | None:
     return _jpeg_frame_size(head, _SOF)
 
 
+#: How the reason begins when Pixel Data cannot be decoded: the layout follows, in words.
+_NOT_DECODABLE = "pixels not decodable"
+
+
+def _why_not_decoded(dataset: Dataset, syntax: UID) -> str:
+    """Why pydicom's decoder gave up, as far as the header tells: uncompressed data shorter
+    than the header declares is truncated; otherwise the decoder's plugins refused it."""
+    if syntax.is_compressed:
+        return "every installed decoder for this transfer syntax refused the data"
+    try:
+        pixels = _count(dataset, "Rows") * _count(dataset, "Columns")
+        pixels *= _count(dataset, "NumberOfFrames", 1) or 1
+        pixels *= _count(dataset, "SamplesPerPixel", 1) or 1
+        expected = -(-pixels * _count(dataset, "BitsAllocated") // 8)
+        stored = len(dataset.PixelData)
+    except Exception:  # the header does not say: the decoder's refusal is all there is
+        return "pydicom's decoder refused the data"
+    if stored < expected:
+        return f"Pixel Data holds {stored} of the {expected} bytes its header declares (truncated)"
+    return "pydicom's decoder refused the data"
+
+
+def _check_palette(dataset: Dataset) -> None:
+    """A PALETTE COLOR image is shown through its three tables: each must have a descriptor
+    of three values with 8 or 16 bits an entry, and data of that many entries (or segmented
+    data, which pydicom expands), else it cannot be shown to be read."""
+    if str(dataset.get("PhotometricInterpretation", "")).strip().upper() != "PALETTE COLOR":
+        return
+    for colour in ("Red", "Green", "Blue"):
+        descriptor = dataset.get(f"{colour}PaletteColorLookupTableDescriptor")
+        data = dataset.get(f"{colour}PaletteColorLookupTableData")
+        segmented = f"Segmented{colour}PaletteColorLookupTableData" in dataset
+        try:
+            entries, _, bits = (int(v) for v in descriptor)
+        except Exception:  # absent, or not three numbers
+            entries, bits = -1, 0
+        entries = entries or 65536
+        sized = isinstance(data, bytes) and len(data) in (entries, 2 * entries)
+        if bits not in (8, 16) or not (sized or (data is None and segmented)):
+            raise RedactionError(
+                f"{_NOT_DECODABLE} ({describe_layout(dataset)}): its {colour} Palette Color "
+                "Lookup Table is missing, or its data do not hold the entries its descriptor "
+                "declares, so its colours are not known"
+            )
+
+
 def decode(dataset: Dataset) -> Decoded:
     """Decode every frame of ``dataset``'s Pixel Data, once :func:`check_declared_size`
     has passed (with the limit in force, see :func:`pixel_limit`).
@@ -392,28 +541,41 @@ def decode(dataset: Dataset) -> Decoded:
     stored values are kept exactly); lossy data is decoded as a viewer shows it (YCbCr
     converted to RGB), since it is never re-encoded.
     """
-    for keyword in ("FloatPixelData", "DoubleFloatPixelData"):
+    for tag, name in (
+        ("(7FE0,0008)", "Float Pixel Data"),
+        ("(7FE0,0009)", "Double Float Pixel Data"),
+    ):
+        keyword = name.replace(" ", "")
         if keyword in dataset:
             raise RedactionError(
-                f"{keyword} is not supported by redaction; only integer Pixel Data (7FE0,0010)"
+                f"{tag} {name} ({keyword}) is not read by the pixel stage (floating-point "
+                "pixels have no decoder or display here); only integer Pixel Data (7FE0,0010)"
             )
     if "PixelData" not in dataset:
         raise RedactionError("the data set has no Pixel Data (7FE0,0010) to redact")
     check_declared_size(dataset)
     syntax = transfer_syntax(dataset)
+    if not _is_known_syntax(syntax):
+        raise RedactionError(
+            f"{_NOT_DECODABLE} ({describe_layout(dataset)}): pydicom has no decoder for "
+            "this transfer syntax"
+        )
+    _check_palette(dataset)
     lossy = _source_lossy(dataset, syntax)
     convert = syntax.is_compressed and lossy
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError as exc:
         raise RedactionError(
-            f"no pixel data decoder for transfer syntax {syntax} ({syntax.name})"
+            f"{_NOT_DECODABLE} ({describe_layout(dataset)}): pydicom has no decoder for "
+            "this transfer syntax"
         ) from exc
     try:
         array, meta = decoder.as_array(dataset, **_options(as_rgb=convert))
     except Exception as exc:  # any backend failure means the pixels cannot be made safe
         raise RedactionError(
-            f"pydicom could not decode the Pixel Data ({syntax.name}): {type(exc).__name__}"
+            f"{_NOT_DECODABLE} ({describe_layout(dataset)}): {_why_not_decoded(dataset, syntax)}"
+            f" ({type(exc).__name__})"
         ) from exc
     photometric = str(meta["photometric_interpretation"])
     x_align = 1
@@ -423,8 +585,8 @@ def decode(dataset: Dataset) -> Decoded:
         photometric, x_align = "YBR_FULL_422", 2  # pydicom upsampled it; written subsampled
     if photometric not in _NATIVE_PHOTOMETRIC:
         raise RedactionError(
-            f"Photometric Interpretation {photometric} is not supported by redaction; "
-            f"supported: {', '.join(sorted(_NATIVE_PHOTOMETRIC))}"
+            f"{_NOT_DECODABLE} ({describe_layout(dataset)}): its colour model cannot be "
+            f"redacted here; supported: {', '.join(sorted(_NATIVE_PHOTOMETRIC))}"
         )
     nframes = int(meta["number_of_frames"])
     samples = int(meta["samples_per_pixel"])

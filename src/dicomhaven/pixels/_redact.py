@@ -24,7 +24,14 @@ from pydicom.pixels.processing import apply_color_lut
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian
 
-from dicomhaven.pixels._codec import Decoded, RedactionError, WriteBack, decode, write_back
+from dicomhaven.pixels._codec import (
+    Decoded,
+    RedactionError,
+    WriteBack,
+    decode,
+    lut_header,
+    write_back,
+)
 from dicomhaven.pixels._graphics import (
     OverlayAction,
     process_overlays,
@@ -100,7 +107,7 @@ def _darkest_palette_index(dataset: Dataset) -> int:
     if candidates.size == 0:  # every stored value maps to the first or last entry
         candidates = np.array([low, high])
     dtype = np.uint8 if int(dataset.BitsAllocated) <= 8 else np.uint16
-    rgb = apply_color_lut(candidates.astype(dtype), dataset).astype(np.float64)
+    rgb = apply_color_lut(candidates.astype(dtype), lut_header(dataset)).astype(np.float64)
     luma = rgb @ np.array([0.299, 0.587, 0.114])
     return int(candidates[int(np.argmin(luma))])
 
