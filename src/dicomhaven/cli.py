@@ -249,9 +249,25 @@ def import_(
         for path, reason in summary.unreadable:
             err.print(f"  not received {printable(path)}: {printable(reason)}")
         _print_warnings(summary.warnings)
+        _print_defaced(summary.defaced)
     _exit_if_disk_full(summary.disk_full)
     if summary.unreadable:
         raise typer.Exit(1)
+
+
+def _print_defaced(summary: Any) -> None:
+    """What the pipeline's own defacing of complete head series did, when it did anything."""
+    if summary is None or not (summary.series or summary.waiting or summary.error):
+        return
+    out.print(
+        f"  head series: {summary.defaced} defaced, {summary.released_without} showed no face, "
+        f"{len(summary.held)} held, {summary.waiting} not complete yet; "
+        f"{summary.objects_released} slices released"
+    )
+    for reason in summary.held:
+        err.print(f"  held: {safe(reason)}")
+    if summary.error:
+        err.print(f"  {safe(summary.error)}")
 
 
 def _print_warnings(warned: dict[str, int]) -> None:
@@ -298,6 +314,7 @@ def process(
         done = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items()))
         out.print(f"Processed: {done or 'nothing to do'}")
         _print_warnings(summary.warnings)
+        _print_defaced(summary.defaced)
     _exit_if_disk_full(summary.disk_full)
 
 
@@ -319,24 +336,19 @@ def ledger(
     Exits 1 when an object is unaccounted for or the ledger is inconsistent, or (with
     --deep) when a folder or file of the site is open to group or others.
     """
-    from dicomhaven.catalogue import make_engine
-    from dicomhaven.ledger import Ledger
-    from dicomhaven.site import permission_problems
+    from dicomhaven.services import ledger as book
 
-    site = _open(site_dir)
-    book = Ledger(make_engine(site.database_url))
-    report = book.verify(site.intake, check_content=deep)
-    if deep:  # a zone or file open to group or others breaks the restricted zones
-        report.problems.extend(permission_problems(site))
+    check = book.check(_caller(None), _open(site_dir), deep)
+    report = check.report
     if as_json:
-        _print_json(report.as_dict() | {"reasons": book.rejections()})
+        _print_json(check.as_dict())
     else:
         table = Table("status", "objects", title="Ledger")
         for status, count in report.counts.items():
             table.add_row(status, str(count))
         table.add_row("[bold]total", f"[bold]{report.total}")
         out.print(table)
-        for reason, count in book.rejections():
+        for reason, count in check.rejections:
             out.print(f"  {count:>6}  {safe(reason)}")
         out.print(f"in flight: {report.in_flight}   unaccounted: {report.unaccounted}")
         for problem in report.problems:
@@ -363,6 +375,14 @@ app.add_typer(consent_app, name="consent")
 app.add_typer(vault_app, name="vault")
 
 
+def _caller(token: str | None) -> Any:
+    """Who runs the command: the user whose token is given, else the local operator (the
+    account that owns the site's files), whom the services let do only what needs no user."""
+    from dicomhaven.services import LocalOperator, User
+
+    return User(token) if token else LocalOperator()
+
+
 def _users(site: Any) -> Any:
     from dicomhaven.access import Users
     from dicomhaven.catalogue import make_engine
@@ -387,31 +407,29 @@ def users_add(
     token: TokenOption = None,
 ) -> None:
     """Add a user and print their token once. The first user needs no token."""
-    from dicomhaven.access import Action, Role
+    from dicomhaven.access import Role
+    from dicomhaven.services import users
 
     new_role = _choice(Role, role, "role")
     site = _open(site_dir)
-    users = _users(site)
-    by = "(bootstrap)"
-    if users.count() > 0:
-        by = _authorised(site, token, Action.MANAGE_USERS, target=name).name
-    elif new_role is not Role.DATA_MANAGER:
-        raise ConfigError("the first user must be a data-manager")
-    secret = users.add(name, new_role, by=by)
-    out.print(f"user {name} ({new_role}) added; token (shown once, keep it secret):")
-    sys.stdout.write(secret + "\n")
+    adding = users.add if token else users.add_first
+    added = adding(_caller(token), site, name, new_role)
+    out.print(f"user {added.name} ({added.role}) added; token (shown once, keep it secret):")
+    sys.stdout.write(added.token + "\n")
 
 
 @users_app.command("list")
 def users_list(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
     """List users, roles and whether they are active."""
-    rows = _users(_open(site_dir)).all_users()
+    from dicomhaven.services import users
+
+    rows = users.listing(_caller(None), _open(site_dir))
     if as_json:
-        _print_json([{"name": n, "role": r, "active": a} for n, r, a in rows])
+        _print_json([row.as_dict() for row in rows])
         return
     table = Table("user", "role", "active")
-    for name, role, active in rows:
-        table.add_row(name, role, "yes" if active else "no")
+    for row in rows:
+        table.add_row(row.name, row.role, "yes" if row.active else "no")
     out.print(table)
 
 
@@ -422,11 +440,9 @@ def users_revoke(
     token: TokenOption = None,
 ) -> None:
     """Revoke a user's token (the user stays in the audit log)."""
-    from dicomhaven.access import Action
+    from dicomhaven.services import users
 
-    site = _open(site_dir)
-    actor = _authorised(site, token, Action.MANAGE_USERS, target=name)
-    _users(site).revoke(name, by=actor.name)
+    users.revoke(_caller(token), _open(site_dir), name)
     out.print(f"user {name} revoked")
 
 
@@ -442,9 +458,9 @@ def reidentify(
 
     Every attempt, allowed or refused, is written to the audit log.
     """
-    from dicomhaven.reidentify import reidentify as look_up
+    from dicomhaven.services.reidentify import reidentify as look_up
 
-    found = look_up(_open(site_dir), token, pseudonym, reason)
+    found = look_up(_caller(token), _open(site_dir), pseudonym, reason)
     if as_json:
         _print_json(
             [{"scheme": i.scheme.value, "issuer": i.issuer, "value": i.value} for i in found]
@@ -462,12 +478,12 @@ def reidentify(
 @audit_app.command("verify")
 def audit_verify(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
     """Check the audit log's hash chain; exits 1 if an entry was changed, inserted or removed."""
-    from dicomhaven.access import AuditLog
-    from dicomhaven.catalogue import make_engine
+    from dicomhaven.services import audit
 
-    problems = AuditLog(make_engine(_open(site_dir).database_url)).verify()
+    check = audit.verify(_caller(None), _open(site_dir))
+    problems = check.problems
     if as_json:
-        _print_json({"intact": not problems, "problems": [p.__dict__ for p in problems]})
+        _print_json(check.as_dict())
     else:
         for problem in problems:
             err.print(f"  audit entry {problem.entry_id}: {problem.problem}")
@@ -484,16 +500,9 @@ def audit_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show the newest audit entries (auditors and data managers)."""
-    from dicomhaven.access import Action
+    from dicomhaven.services import audit
 
-    site = _open(site_dir)
-    _authorised(site, token, Action.READ_AUDIT, target="audit log")
-    entries = _users(site).audit.entries(limit)
-    rows = [
-        {"id": e.id, "at": e.at, "actor": e.actor, "role": e.role, "action": e.action,
-         "target": e.target, "reason": e.reason, "outcome": e.outcome}
-        for e in entries
-    ]  # fmt: skip
+    rows = audit.show(_caller(token), _open(site_dir), limit)
     if as_json:
         _print_json(rows)
         return
@@ -515,23 +524,18 @@ def consent_record(
     token: TokenOption = None,
 ) -> None:
     """Record one patient's consent decision (data managers)."""
-    from dicomhaven.access import Action
-    from dicomhaven.catalogue import ConsentStatus, make_engine
-    from dicomhaven.consent import ConsentRegister
+    from dicomhaven.catalogue import ConsentStatus
     from dicomhaven.identity import PatientIdentifier, Scheme
+    from dicomhaven.services import consent
 
     decision = _choice(ConsentStatus, status, "status")
     if (nhs is None) == (pseudonym is None):
         raise ConfigError("give exactly one of --nhs or --pseudonym")
     site = _open(site_dir)
-    if nhs is not None:
-        pseudonym = site.open_vault().resolve([PatientIdentifier(Scheme.NHS, nhs)])
-    assert pseudonym is not None
-    actor = _authorised(site, token, Action.RECORD_CONSENT, target=pseudonym, reason=decision.value)
-    ConsentRegister(make_engine(site.database_url)).record(
-        [pseudonym], decision, source="manual", actor=actor.name
-    )
-    out.print(f"recorded: {pseudonym} {decision.value}")
+    patient = PatientIdentifier(Scheme.NHS, nhs) if nhs is not None else pseudonym
+    assert patient is not None
+    recorded = consent.record(_caller(token), site, patient, decision)
+    out.print(f"recorded: {recorded.pseudonym} {recorded.status.value}")
 
 
 @consent_app.command("import-optout")
@@ -545,14 +549,9 @@ def consent_import_optout(
 
     Lines that are not valid NHS numbers are reported by line number and skipped; exit 1 if any.
     """
-    from dicomhaven.access import Action
-    from dicomhaven.consent import import_optout
+    from dicomhaven.services import consent
 
-    site = _open(site_dir)
-    actor = _authorised(
-        site, token, Action.RECORD_CONSENT, target=file.name, reason="national opt-out"
-    )
-    result = import_optout(site, file, actor=actor.name)
+    result = consent.import_optout(_caller(token), _open(site_dir), file)
     if as_json:
         _print_json(result.as_dict())
     else:
@@ -571,22 +570,18 @@ def consent_purge(
 ) -> None:
     """Remove a withdrawn patient's de-identified copies; every object gets a ledger entry
     and the purge an audit entry (data managers)."""
-    from dicomhaven.access import Action
-    from dicomhaven.consent import purge
+    from dicomhaven.services import consent
 
-    site = _open(site_dir)
-    _authorised(site, token, Action.PURGE, target=pseudonym, reason="consent withdrawn")
-    count = purge(site, pseudonym)
+    count = consent.purge(_caller(token), _open(site_dir), pseudonym)
     out.print(f"purged: {count} objects of {pseudonym} held with reason 'consent withdrawn'")
 
 
 @consent_app.command("status")
 def consent_status(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
     """Patients by the consent decision in force."""
-    from dicomhaven.catalogue import make_engine
-    from dicomhaven.consent import ConsentRegister
+    from dicomhaven.services import consent
 
-    counts = ConsentRegister(make_engine(_open(site_dir).database_url)).counts()
+    counts = consent.status_counts(_caller(None), _open(site_dir))
     if as_json:
         _print_json(counts)
     else:
@@ -597,13 +592,12 @@ def consent_status(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = Fa
 @vault_app.command("rotate-key")
 def vault_rotate_key(site_dir: SiteOption = DEFAULT_SITE, token: TokenOption = None) -> None:
     """Re-seal the vault under a new key file; pseudonyms do not change (data managers)."""
-    from dicomhaven.access import Action
-    from dicomhaven.site import rotate_vault_key
+    from dicomhaven.services import vault
 
-    site = _open(site_dir)
-    _authorised(site, token, Action.ROTATE_VAULT_KEY, target="vault")
-    count = rotate_vault_key(site)
-    out.print(f"vault key rotated: {count} values re-sealed; new key in {site.vault_key_path}")
+    rotation = vault.rotate_key(_caller(token), _open(site_dir))
+    out.print(
+        f"vault key rotated: {rotation.resealed} values re-sealed; new key in {rotation.key_file}"
+    )
 
 
 templates_app = typer.Typer(
@@ -615,10 +609,9 @@ app.add_typer(templates_app, name="templates")
 @templates_app.command("list")
 def templates_list(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
     """Every device's template: its status, regions and how many images taught it."""
-    from dicomhaven.pixels import TemplateStore
+    from dicomhaven.services import templates
 
-    site = _open(site_dir)
-    found = TemplateStore(site.root / "templates").all()
+    found = templates.listing(_caller(None), _open(site_dir))
     if as_json:
         _print_json([{"id": t.device.id, **t.as_dict()} for t in found])
         return
@@ -631,16 +624,6 @@ def templates_list(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = Fa
         )
 
 
-def _template_device(site: Any, device_id: str) -> Any:
-    from dicomhaven.pixels import TemplateStore
-
-    store = TemplateStore(site.root / "templates")
-    for template in store.all():
-        if template.device.id == device_id:
-            return store, template.device
-    raise ConfigError(f"no template {device_id}; see 'dicomhaven templates list'")
-
-
 @templates_app.command("approve")
 def templates_approve(
     device_id: Annotated[str, typer.Argument(help="The template's id (device-...).")],
@@ -650,13 +633,12 @@ def templates_approve(
     """Approve a reviewed template: the device's images are then blanked in its regions
     without reading every frame (one in ten is still read to check it). Data managers only;
     audited."""
-    from dicomhaven.access import Action
+    from dicomhaven.services import templates
 
-    site = _open(site_dir)
-    store, device = _template_device(site, device_id)
-    actor = _authorised(site, token, Action.REVIEW_TEMPLATES, target=device_id, reason="approve")
-    template = store.approve(device, actor.name)
-    out.print(f"template {device_id} approved by {actor.name}: {len(template.regions)} regions")
+    template = templates.approve(_caller(token), _open(site_dir), device_id)
+    out.print(
+        f"template {device_id} approved by {template.approved_by}: {len(template.regions)} regions"
+    )
 
 
 @templates_app.command("revoke")
@@ -667,12 +649,9 @@ def templates_revoke(
     token: TokenOption = None,
 ) -> None:
     """Stop using a template: the device's images are read in full again. Audited."""
-    from dicomhaven.access import Action
+    from dicomhaven.services import templates
 
-    site = _open(site_dir)
-    store, device = _template_device(site, device_id)
-    _authorised(site, token, Action.REVIEW_TEMPLATES, target=device_id, reason=reason)
-    store.revoke(device, reason)
+    templates.revoke(_caller(token), _open(site_dir), device_id, reason)
     out.print(f"template {device_id} revoked")
 
 
@@ -694,12 +673,9 @@ def clinical_import(
 
     Rows with an invalid NHS number are reported by row number; exit 1 if any.
     """
-    from dicomhaven.access import Action
-    from dicomhaven.clinical import import_clinical
+    from dicomhaven.services import clinical
 
-    site = _open(site_dir)
-    _authorised(site, token, Action.IMPORT_CLINICAL, target=file.name, reason="clinical import")
-    result = import_clinical(site, file, mapping)
+    result = clinical.import_csv(_caller(token), _open(site_dir), file, mapping)
     if as_json:
         _print_json(result.as_dict())
     else:
@@ -720,10 +696,9 @@ def patient(
 
     Nothing here identifies the patient: this is the researcher's view.
     """
-    from dicomhaven.catalogue import make_engine
-    from dicomhaven.patients import summarise
+    from dicomhaven.services import patients
 
-    summary = summarise(make_engine(_open(site_dir).database_url), pseudonym)
+    summary = patients.summary(_caller(None), _open(site_dir), pseudonym)
     if as_json:
         _print_json(summary)
         return
@@ -741,10 +716,9 @@ def patient(
 @app.command()
 def pseudonyms(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
     """List the master pseudonyms that have objects in the catalogue."""
-    from dicomhaven.catalogue import make_engine
-    from dicomhaven.patients import pseudonyms as known
+    from dicomhaven.services import patients
 
-    found = known(make_engine(_open(site_dir).database_url))
+    found = patients.pseudonyms(_caller(None), _open(site_dir))
     if as_json:
         _print_json(found)
     else:
@@ -1379,17 +1353,19 @@ def redact(
 
 @app.command()
 def deface(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
-    """Deface the head CT and MR series the pixel stage held, and release their slices.
+    """Deface every head CT and MR series the pixel stage holds, now, and release their slices.
 
-    Each series is decided as a whole: a head volume is defaced (a before/after render is
-    kept beside the held copies for review) and released; one that shows no face is
-    released as it is; one that needs a person's review, or could not be defaced safely,
-    stays held with the reason. Exit 1 when any series stays held.
+    The pipeline defaces a held series itself once it is complete (every instance the PACS
+    announced arrived, or none for 'head_series_quiet_seconds'); this decides every held
+    series at once, complete or not. Each series is decided as a whole: a head volume is
+    defaced (a before/after render is kept beside the held copies for review) and released;
+    one that shows no face is released as it is; one that needs a person's review, or could
+    not be defaced safely, stays held with the reason. Exit 1 when any series stays held.
     """
-    from dicomhaven.pixels._deface_held import deface_held
+    from dicomhaven.pixels._deface_held import DefaceWhen, deface_held
 
     site = _open(site_dir)
-    summary = deface_held(site)
+    summary = deface_held(site, when=DefaceWhen.NOW)
     log.info("deface finished", extra=summary.as_dict())
     if as_json:
         _print_json(summary.as_dict())
@@ -1398,6 +1374,7 @@ def deface(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> 
             f"{summary.series} held head series: {summary.defaced} defaced, "
             f"{summary.released_without} showed no face; {summary.objects_released} slices "
             f"released; {len(summary.held)} series still held"
+            + (f"; {summary.taken} being decided by another run" if summary.taken else "")
         )
         for reason in summary.held:
             err.print(f"  held: {reason}")
@@ -1534,21 +1511,20 @@ def review_list(
     as_json: JsonOption = False,
 ) -> None:
     """Groups of findings, highest risk first: one line (and one decision) per rule, tag
-    path and value shape, however many objects share it. With --suppressed, what each
-    ignore rule hid, so a rule can be traced to its effect."""
+    path and value shape, however many objects share it; then the head series a person
+    must look at (as 'dicomhaven review faces'). With --suppressed, what each ignore rule
+    hid, so a rule can be traced to its effect."""
     if ctx.invoked_subcommand is not None:
         return
-    from dicomhaven.catalogue import make_engine
-    from dicomhaven.scan._review import finding_groups
+    from dicomhaven.services import review
 
     site = _open(site_dir)
-    groups = finding_groups(make_engine(site.database_url), suppressed=suppressed)
+    groups = review.groups(_caller(None), site, suppressed)
     if as_json:
         _print_json([g.as_dict() for g in groups])
         return
     if not groups:
         out.print("nothing suppressed" if suppressed else "no findings")
-        return
     for g in groups[:limit]:
         out.print(
             f"{g.id}  {g.action.upper():<6} {g.rule:<22} {g.detector:<22} {g.keyword or g.path_pattern}"
@@ -1556,6 +1532,34 @@ def review_list(
         )
     if len(groups) > limit:
         out.print(f"... and {len(groups) - limit} more groups (--limit)")
+    if not suppressed:
+        _print_faces(site, limit)
+
+
+def _print_faces(site: Any, limit: int) -> None:
+    from dicomhaven.pixels._series_complete import face_reviews
+
+    for f in face_reviews(site)[:limit]:
+        where = f" render {f.render}" if f.render else ""
+        out.print(f"{f.series}  FACE   {f.kind:<6} {f.objects} objects:{where} {safe(f.reason)}")
+
+
+@review_app.command("faces")
+def review_faces(
+    site_dir: SiteOption = DEFAULT_SITE,
+    limit: Annotated[int, typer.Option(min=1, help="Series to show.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Head series a person must look at, once each with the reason: series held for
+    review (a neck or rendered volume, a picture rendered from a head, slices that came
+    after their series was decided) and the before/after render of each defaced series."""
+    site = _open(site_dir)
+    if as_json:
+        from dicomhaven.pixels._series_complete import face_reviews
+
+        _print_json([f.as_dict() for f in face_reviews(site)])
+        return
+    _print_faces(site, limit)
 
 
 @review_app.command("decide")
@@ -1573,21 +1577,11 @@ def review_decide(
     """Decide a group once: the decision becomes a rule at the head of the site's review
     rules (SITE/rules/review.yaml). Run 'dicomhaven release' to apply it to held copies.
     Data managers only; audited."""
-    from dicomhaven.access import Action
-    from dicomhaven.catalogue import make_engine
-    from dicomhaven.scan._review import Decision, decide_group, finding_groups
+    from dicomhaven.scan._review import Decision
+    from dicomhaven.services import review
 
-    site = _open(site_dir)
-    engine = make_engine(site.database_url)
-    both = finding_groups(engine) + finding_groups(engine, suppressed=True)
-    groups = {g.id: g for g in both}
-    if group_id not in groups:
-        raise ConfigError(f"no group {group_id}; see 'dicomhaven review'")
     decision = Decision.ALLOW if allow else Decision.FAIL
-    actor = _authorised(
-        site, token, Action.REVIEW_OUTPUTS, target=group_id, reason=f"{decision.value}: {reason}"
-    )
-    rule = decide_group(site.root, groups[group_id], decision, actor=actor.name, reason=reason)
+    rule = review.decide(_caller(token), _open(site_dir), group_id, decision, reason)
     out.print(f"rule {rule['id']} ({rule['action']}) written to rules/review.yaml; "
               "run 'dicomhaven release' to apply it to held copies")  # fmt: skip
 
@@ -1598,47 +1592,23 @@ devices_app = typer.Typer(
 app.add_typer(devices_app, name="devices")
 
 
-def _registry(site: Any, *, with_vault: bool = False) -> Any:
-    from dicomhaven.catalogue import make_engine
-    from dicomhaven.scan import DeviceRegistry
-
-    return DeviceRegistry(make_engine(site.database_url), site.open_vault() if with_vault else None)
-
-
-def _revoked_kinds(registry: Any, device_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Each device's revoked kinds, with their cause and how many copies of them are held."""
-    held = registry.held_by_kind(device_id)
-    kinds: dict[str, list[dict[str, Any]]] = {}
-    for r in registry.revocations(device_id):
-        kinds.setdefault(r.device_id, []).append(
-            {**r.as_dict(), "held": held.get((r.device_id, r.kind), 0)}
-        )
-    return kinds
-
-
 @devices_app.command("list")
 def devices_list(site_dir: SiteOption = DEFAULT_SITE, as_json: JsonOption = False) -> None:
     """Every device seen, its trust state, how many of its copies the gate holds, and each
     kind of its objects whose trust a failed scan (or a data manager) revoked."""
-    from dicomhaven.scan import held_counts
+    from dicomhaven.services import devices
 
-    site = _open(site_dir)
-    held = held_counts(site)
-    registry = _registry(site)
-    devices = registry.all()
-    kinds = _revoked_kinds(registry)
+    listed = devices.listing(_caller(None), _open(site_dir))
     if as_json:
-        _print_json([
-            {**d.as_dict(), "held": held.get(d.id, 0), "revoked_kinds": kinds.get(d.id, [])}
-            for d in devices
-        ])  # fmt: skip
+        _print_json([device.as_dict() for device in listed])
         return
-    for d in devices:
+    for device in listed:
+        d = device.record
         out.print(
             f"{d.id}  {d.state.value:<9} {d.modality:<4} {safe(d.manufacturer)} "
-            f"{safe(d.model)} {safe(d.software)}: {held.get(d.id, 0)} held  ({safe(d.reason)})"
+            f"{safe(d.model)} {safe(d.software)}: {device.held} held  ({safe(d.reason)})"
         )
-        for k in kinds.get(d.id, []):
+        for k in device.revoked_kinds:
             out.print(f"    kind {k['kind']} revoked: {safe(k['cause'])}: {k['held']} held")
 
 
@@ -1658,25 +1628,9 @@ def devices_show(
     """A device's record with its sealed attributes (serial number, station name), the
     findings on its outputs and, with --renders, pictures of a sample of its held copies:
     what a data manager reviews before trusting it. Audited."""
-    from dicomhaven.access import Action
-    from dicomhaven.catalogue import make_engine
-    from dicomhaven.scan._release import render_samples
-    from dicomhaven.scan._review import finding_groups
+    from dicomhaven.services import devices
 
-    site = _open(site_dir)
-    registry = _registry(site, with_vault=True)
-    record = registry.get(device_id)
-    _authorised(site, token, Action.REVIEW_OUTPUTS, target=device_id, reason="show device")
-    report = {
-        **record.as_dict(),
-        "attributes": registry.attributes(device_id),
-        "revoked_kinds": _revoked_kinds(registry, device_id).get(device_id, []),
-        "findings": [
-            g.as_dict() for g in finding_groups(make_engine(site.database_url), device=device_id)
-        ],
-    }
-    if renders is not None:
-        report["renders"] = [str(p) for p in render_samples(site, device_id, renders)]
+    report = devices.show(_caller(token), _open(site_dir), device_id, renders)
     if as_json:
         _print_json(report)
         return
@@ -1704,14 +1658,13 @@ def _change_trust(
     kind: str | None,
     as_json: bool,
 ) -> None:
-    from dicomhaven.catalogue import make_engine
-    from dicomhaven.scan._devices import DeviceSelection, TrustAction, change_trust
+    from dicomhaven.scan._devices import DeviceSelection
+    from dicomhaven.services import devices
 
     site = _open(site_dir)
-    change = change_trust(
-        make_engine(site.database_url), token, DeviceSelection(**selection),
-        TrustAction(action), reason=reason, kind=kind,
-    )  # fmt: skip
+    change = {"trust": devices.trust, "revoke": devices.revoke}[action](
+        _caller(token), site, DeviceSelection(**selection), reason, kind
+    )
     if as_json:
         _print_json(change.as_dict())
         return
@@ -1814,6 +1767,7 @@ def release(
     out.print(
         f"Release job {summary.job_id}: {summary.considered} held copies considered: {outcomes}"
     )
+    _print_defaced(summary.defaced)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

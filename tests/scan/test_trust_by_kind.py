@@ -29,11 +29,10 @@ from dicomhaven.scan._devices import (
     DeviceIdentity,
     DeviceRegistry,
     DeviceSelection,
-    TrustAction,
-    change_trust,
     object_kind,
 )
 from dicomhaven.scan._stage import gate_services, reset_gate_services
+from dicomhaven.services import User, devices
 from dicomhaven.site import Site, open_site
 from dicomhaven.synth import FileKind
 from tests.synth.generated import GeneratedSite
@@ -287,10 +286,7 @@ def test_a_researcher_may_not_trust_devices_in_bulk(
     engine = make_engine(sqlite_site.database_url)
     # Decided in the core, whatever the face: the service refuses the same way.
     with pytest.raises(AccessDenied):
-        change_trust(
-            engine, token, DeviceSelection(manufacturer="Northwind"), TrustAction.TRUST,
-            reason="r",
-        )  # fmt: skip
+        devices.trust(User(token), sqlite_site, DeviceSelection(manufacturer="Northwind"), "r")
     assert {d.state for d in DeviceRegistry(engine).all()} == {DeviceState.UNTRUSTED}
     refused = [e for e in audit(sqlite_site) if e.outcome == "refused"]
     assert len(refused) == 2 and {e.actor for e in refused} == {"rita"}
@@ -299,23 +295,23 @@ def test_a_researcher_may_not_trust_devices_in_bulk(
 def test_trusting_a_device_trusts_every_kind_and_a_kind_needs_a_trusted_device(
     sqlite_site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    token = manager(sqlite_site, capsys)
+    dana = User(manager(sqlite_site, capsys))
     ids = _registered(sqlite_site)
     engine = make_engine(sqlite_site.database_url)
     registry = DeviceRegistry(engine)
     device = ids["nw-a"]
     one = DeviceSelection(device=device)
     with pytest.raises(Exception, match="trust the device"):
-        change_trust(engine, token, one, TrustAction.TRUST, reason="r", kind=DOSE_KIND)
-    change_trust(engine, token, one, TrustAction.TRUST, reason="reviewed")
+        devices.trust(dana, sqlite_site, one, "r", kind=DOSE_KIND)
+    devices.trust(dana, sqlite_site, one, "reviewed")
     for kind in (DOSE_KIND, "CT:CTImageStorage:ORIGINAL/PRIMARY/LOCALIZER"):
-        change_trust(engine, token, one, TrustAction.REVOKE, reason="a leak", kind=kind)
+        devices.revoke(dana, sqlite_site, one, "a leak", kind=kind)
     assert len(registry.revocations(device)) == 2
     assert registry.get(device).state is DeviceState.TRUSTED
-    change = change_trust(engine, token, one, TrustAction.TRUST, reason="fixed", kind=DOSE_KIND)
+    change = devices.trust(dana, sqlite_site, one, "fixed", kind=DOSE_KIND)
     assert change.changed == (device,)
     assert [r.kind for r in registry.revocations(device)] == [
         "CT:CTImageStorage:ORIGINAL/PRIMARY/LOCALIZER"
     ]
-    assert change_trust(engine, token, one, TrustAction.TRUST, reason="all").changed == (device,)
+    assert devices.trust(dana, sqlite_site, one, "all").changed == (device,)
     assert registry.revocations(device) == []

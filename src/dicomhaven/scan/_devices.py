@@ -11,7 +11,7 @@ Type): a scan that fails on a trusted device's output revokes the trust of that 
 outputs of that kind at once, so its next outputs of the kind are held too, while its other
 kinds stay trusted and keep being released. A data manager trusts a kind again, or the
 whole device (every kind), and can trust or revoke many devices in one decision
-(:func:`change_trust`, by manufacturer, model and software).
+(``dicomhaven.services.devices``: by manufacturer, model and software).
 
 The catalogue keeps the device's id (a keyed hash of the five attributes), its
 manufacturer, model and software (shown in reviews), and its state; the serial number and
@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhaven.catalogue import make_sessionmaker
 from dicomhaven.catalogue._scan_models import Device, DeviceState, GateHold, KindRevocation
-from dicomhaven.errors import ConfigError, DicomHavenError
+from dicomhaven.errors import ConfigError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,7 +52,6 @@ __all__ = [
     "RevokedKind",
     "TrustAction",
     "TrustChange",
-    "change_trust",
     "describe_objects",
     "object_kind",
     "released_since",
@@ -473,88 +472,3 @@ class TrustChange:
             "action": self.action.value, "kind": self.kind, "devices": list(self.devices),
             "count": len(self.devices), "changed": list(self.changed),
         }  # fmt: skip
-
-
-def change_trust(
-    engine: Engine,
-    token: str | None,
-    selection: DeviceSelection,
-    action: TrustAction,
-    *,
-    reason: str,
-    kind: str | None = None,
-) -> TrustChange:
-    """Trust or revoke the selected devices (or one kind of them) in one decision: for data
-    managers (``review-outputs``), decided here, so that every face refuses the same way.
-
-    The decision is audited once, naming every device id and their count; a refusal is
-    audited too. Trusting a device trusts every kind of it (the revocations by kind are
-    lifted); with ``kind``, only that kind's revocation is lifted (the device must be
-    trusted already) or, revoking, only that kind is revoked. A bulk selection that matches
-    no device is refused. Held copies are released by ``dicomhaven release``.
-    """
-    from dicomhaven.access import PERMISSIONS, Action, Users
-
-    if not reason.strip():
-        raise ConfigError("a trust decision needs a reason (--reason)")
-    users = Users(engine)
-    actor = users.authenticate(token)
-    verb = action.value + (f" kind {kind}" if kind else "")
-    if actor.role not in PERMISSIONS[Action.REVIEW_OUTPUTS]:  # refused (and audited) first
-        users.authorise(
-            actor, Action.REVIEW_OUTPUTS, target=selection.describe()[:128],
-            reason=f"{verb}: {reason}",
-        )  # fmt: skip
-    registry = DeviceRegistry(engine)
-    if selection.device is not None:
-        records = [registry.get(selection.device)]
-    elif selection.every:
-        records = registry.all()
-    else:
-        records = registry.matching(selection.manufacturer, selection.model, selection.software)
-    if not records:
-        raise DicomHavenError(
-            f"no device matches {selection.describe()}: nothing was changed; see "
-            "'dicomhaven devices list' for each device's manufacturer, model and software"
-        )
-    if action is TrustAction.TRUST and kind is not None:
-        untrusted = [r.id for r in records if r.state is not DeviceState.TRUSTED]
-        if not selection.bulk and untrusted:
-            raise ConfigError(
-                f"device {untrusted[0]} is {records[0].state.value}: trust the device "
-                "(every kind) with 'dicomhaven devices trust DEVICE', not one kind"
-            )
-    ids = tuple(r.id for r in records)
-    target = ids[0] if not selection.bulk else f"{len(ids)} devices ({selection.describe()})"
-    audited = f"{verb}: {reason}"
-    if selection.bulk:
-        audited += f"; {len(ids)} devices: {', '.join(ids)}"
-    users.authorise(actor, Action.REVIEW_OUTPUTS, target=target[:128], reason=audited)
-    changed = [
-        r.id for r in records if _apply(registry, r, action, kind, by=actor.name, reason=reason)
-    ]
-    return TrustChange(action, kind, ids, tuple(changed))
-
-
-def _apply(
-    registry: DeviceRegistry,
-    record: DeviceRecord,
-    action: TrustAction,
-    kind: str | None,
-    *,
-    by: str,
-    reason: str,
-) -> bool:
-    """One device's part of a trust decision; whether it changed anything."""
-    if action is TrustAction.TRUST:
-        if kind is not None:  # a kind of a device that is not trusted stays held anyway
-            trusted = record.state is DeviceState.TRUSTED
-            return trusted and registry.trust_kinds(record.id, kind) > 0
-        lifted = registry.trust_kinds(record.id)
-        changed = registry.set_state(record.id, DeviceState.TRUSTED, by=by, reason=reason)
-        return changed or lifted > 0
-    if kind is not None:
-        return registry.revoke_kind(
-            record.id, kind, group_id="", cause=f"revoked by {by}: {reason}", by=by
-        )
-    return registry.set_state(record.id, DeviceState.REVOKED, by=by, reason=reason)
