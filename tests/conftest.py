@@ -19,7 +19,7 @@ _db_counter = itertools.count()
 _ULTRASOUND = frozenset({FileKind.US, FileKind.US_CINE})
 #: Modules whose tests run for minutes: under pytest-xdist they start first, so the other
 #: worker runs the rest of the suite meanwhile instead of waiting for them at the end.
-_LONGEST_FIRST = ("tests/test_demo.py",)
+_LONGEST_FIRST = ("tests/test_demo.py", "tests/test_mixed_site.py")
 
 
 @pytest.hookimpl(wrapper=True)  # reorders before the other hooks (and xdist) see the items
