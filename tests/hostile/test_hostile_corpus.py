@@ -44,11 +44,7 @@ HANG_SECONDS = 240
 DOCUMENTED = {0, 1, 2, 65, 74}
 #: Cases whose whole-folder run would hide the rest, with the defect they show; each has
 #: its own strict xfail test below and is left out of that face's folder run.
-DEID_DEFECTS = {
-    "ts-jpeg-native": "deid: a file whose transfer syntax says JPEG Baseline but whose Pixel "
-    "Data is native ends the whole run with 'internal error (ValueError)' (pydicom refuses "
-    "to write the copy: deid/_engine.py write_dataset via deid/_folder.py clean_and_write)",
-}
+DEID_DEFECTS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

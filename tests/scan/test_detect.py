@@ -109,3 +109,20 @@ def test_the_gate_takes_no_title_from_the_original_header_as_a_known_value() -> 
     assert detect_known("DR 7500", known) == []
     assert detect_known("CR/DR Mechanical Configuration", known) == []
     assert detect_known("seen by Dr Johnson", known) != []
+
+
+def test_a_failed_scan_gives_the_same_reason_whatever_the_count() -> None:
+    """The ledger lists each kind of hold once: a reason with a count ("leak at
+    CodeMeaning (×12)") made one line per object of one kind."""
+    from dicomhaven.scan import Action
+    from dicomhaven.scan._scanner import Finding, ScanResult
+
+    def result(n: int) -> ScanResult:
+        leak = Finding(Detector.KNOWN_VALUE, "(0008,0104)", "(0008,0104)", "CodeMeaning", "LO",
+                       "Aa", Action.FAIL, "leak")  # fmt: skip
+        nhs = Finding(Detector.NHS_NUMBER, "(0020,4000)", "(0020,4000)", "ImageComments", "LT",
+                      "9", Action.FAIL, "nhs-number")  # fmt: skip
+        return ScanResult(findings=[leak] * n + [nhs] * (3 - n))
+
+    assert result(2).reasons() == result(1).reasons()
+    assert result(2).reasons() == "leak at CodeMeaning; nhs-number at ImageComments"

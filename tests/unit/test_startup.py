@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from pydicom.data import get_testdata_file
 
 HEAVY = ("highdicom", "numpy", "sqlalchemy", "pynetdicom", "pydicom", "alembic", "PIL")
 
@@ -77,3 +81,72 @@ def test_text_without_two_words_is_scanned_without_reading_the_census_lists() ->
     assert _detect._census.cache_info().currsize == 0
     assert _detect.detect_text("seen by Dr John Smith")  # a name: the lists are read
     assert _detect._census.cache_info().currsize == 1
+
+
+# -- what a command loads once it runs (issue 19: start-up budget of deid, scan, import) ------
+
+#: Loaded only when a schema is behind its head (Alembic), a token of an earlier version is
+#: checked (argon2), pixels are read by OCR, or DICOM networking starts.
+NOT_UNTIL_NEEDED = ("alembic", "argon2", "rapidocr", "onnxruntime", "highdicom", "pynetdicom")
+
+
+def loaded_by(argv: list[str]) -> set[str]:
+    """Which of :data:`NOT_UNTIL_NEEDED` a fresh process has loaded after ``main(argv)``."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from dicomhaven.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    code = main({argv!r})\n"
+        "assert code in (0, 1), code\n"
+        f"print(' '.join(m for m in {NOT_UNTIL_NEEDED!r} if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMHAVEN_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return set(done.stdout.split())
+
+
+@pytest.fixture
+def one_file(tmp_path: Path) -> Path:
+    """A folder holding pydicom's small CT slice (its Patient ID is a local number)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "ct.dcm")  # type: ignore[arg-type]
+    return folder
+
+
+@pytest.fixture
+def site_and_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """A site at its schema's head, and a data manager's token made by this version."""
+    from dicomhaven.access import Role, Users
+    from dicomhaven.catalogue import make_engine
+    from dicomhaven.site import init_site
+
+    monkeypatch.delenv("DICOMHAVEN_DATABASE_URL", raising=False)
+    site = init_site(tmp_path / "site")
+    token = Users(make_engine(site.database_url)).add("dana", Role.DATA_MANAGER, by="(t)")
+    return site.root, token
+
+
+def test_deid_on_a_site_at_its_head_loads_neither_alembic_nor_argon2(
+    one_file: Path, site_and_token: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Regression: every open of the vault imported Alembic (~0.1 s, and more to read its
+    scripts) to find nothing to do, and every token was checked by argon2 (~0.2 s, 64 MiB)."""
+    site, token = site_and_token
+    argv = ["deid", str(one_file), str(tmp_path / "out"), "--site", str(site), "--token", token,
+            "--headers-only"]  # fmt: skip
+    assert loaded_by(argv) == set()
+
+
+def test_scanning_files_without_a_site_loads_no_migration_nor_ocr(one_file: Path) -> None:
+    assert loaded_by(["scan", str(one_file)]) == set()
+
+
+@pytest.mark.integration  # the whole import pipeline in a fresh process
+def test_import_on_a_site_at_its_head_loads_no_alembic(
+    one_file: Path, site_and_token: tuple[Path, str]
+) -> None:
+    site, _ = site_and_token
+    assert "alembic" not in loaded_by(["import", "--site", str(site), str(one_file)])

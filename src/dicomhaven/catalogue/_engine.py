@@ -1,15 +1,24 @@
-"""Connecting to the catalogue database and bringing its schema up to date (Alembic)."""
+"""Connecting to the catalogue database and bringing its schema up to date (Alembic).
+
+Every open of the vault (and ``init``) asks for the newest schema. Alembic takes ~0.1 s to
+import and more to read its scripts, so :func:`migrate` first compares the revision stored
+in the version table (one SELECT) with the head named by the migration files' own
+``revision`` / ``down_revision`` lines, and loads Alembic only when they differ or cannot
+be read plainly (a new database, a branch, a file it cannot parse).
+"""
 
 from __future__ import annotations
 
+import functools
+import re
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhaven.catalogue._models import Base
@@ -113,11 +122,65 @@ def run_migrations(context: Any) -> None:
 
 
 def migrate(url_or_engine: str | Engine, schema: Schema = CATALOGUE) -> None:
-    """Bring a schema to its newest revision (a no-op when it is already there)."""
+    """Bring a schema to its newest revision (a no-op when it is already there: then only
+    the version table is read, and Alembic is not loaded)."""
+    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    head = scripted_head(schema.migrations)
+    if head is not None and _stored_revisions(engine, schema) == (head,):
+        return
     from alembic import command
 
-    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     command.upgrade(_alembic_config(engine, schema), "head")
+
+
+_REVISION = re.compile(r"^revision(?:\s*:[^=\n]*)?\s*=\s*(.+)$", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision(?:\s*:[^=\n]*)?\s*=\s*(.+)$", re.MULTILINE)
+_QUOTED = re.compile(r"[\"']([^\"']+)[\"']")
+
+
+@functools.cache
+def scripted_head(migrations: Path) -> str | None:
+    """The one head revision of a migrations folder, read from its scripts' ``revision``
+    and ``down_revision`` lines as plain text; None when that reading is not certain (a
+    script without one plain ``revision``, several heads, branch labels or dependencies):
+    the caller then asks Alembic."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (migrations / "versions").glob("*.py"):
+        source = script.read_text(encoding="utf-8")
+        found = _REVISION.findall(source)
+        down = _DOWN_REVISION.findall(source)
+        if len(found) != 1 or len(down) != 1 or _declares(source, "branch_labels", "depends_on"):
+            return None
+        named = _QUOTED.findall(found[0])
+        if len(named) != 1:
+            return None
+        revisions.add(named[0])
+        parents.update(_QUOTED.findall(down[0]))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+def _declares(source: str, *names: str) -> bool:
+    """Whether a script gives any of ``names`` a value other than None."""
+    for name in names:
+        for value in re.findall(rf"^{name}(?:\s*:[^=\n]*)?\s*=\s*(.+)$", source, re.MULTILINE):
+            if value.strip() != "None":
+                return True
+    return False
+
+
+def _stored_revisions(engine: Engine, schema: Schema) -> tuple[str, ...] | None:
+    """The revisions in the schema's version table (one SELECT), or None when there is no
+    such table yet."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema.version_table):
+        return None  # not a plain name: let Alembic quote it
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(f"SELECT version_num FROM {schema.version_table}"))
+            return tuple(sorted(row[0] for row in rows))
+    except DBAPIError:
+        return None  # a new database: Alembic creates the table
 
 
 def head_revision(schema: Schema = CATALOGUE) -> str | None:

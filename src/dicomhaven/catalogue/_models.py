@@ -170,7 +170,7 @@ class Consent(Base):
 
 
 class User(Base):
-    """A person who may use the site, with one role. The token is stored argon2-hashed."""
+    """A person who may use the site, with one role. Only the token's HMAC-SHA256 is stored."""
 
     __tablename__ = "users"
 

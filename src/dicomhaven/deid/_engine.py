@@ -40,6 +40,7 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
@@ -54,7 +55,18 @@ from dicomhaven.deid._text import TextCleaner
 from dicomhaven.errors import UnsafeContent
 from dicomhaven.identity import ProjectKeys
 
-__all__ = ["IMPLEMENTATION_CLASS_UID", "DeidContext", "deidentify", "write_dataset"]
+__all__ = [
+    "HEADERS_ONLY_METHOD",
+    "IMPLEMENTATION_CLASS_UID",
+    "DeidContext",
+    "deidentify",
+    "mark_pixels_not_checked",
+    "write_dataset",
+]
+
+#: The value added to De-identification Method (0012,0063) of every copy whose pixels were
+#: not read (``--headers-only``): the copy itself says so, wherever it goes.
+HEADERS_ONLY_METHOD = "dicomhaven headers only; pixels not checked"
 
 _IDENTIFYING_KEYWORDS = frozenset(
     {"PatientID", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
@@ -645,6 +657,20 @@ def _mark(dataset: Dataset, profile: Profile) -> None:
         dataset.LongitudinalTemporalInformationModified = "REMOVED"
 
 
+def mark_pixels_not_checked(dataset: Dataset) -> None:
+    """Say in the copy itself that its pixels were not read (``--headers-only``): a value
+    of De-identification Method, and Burned In Annotation not claimed to be NO."""
+    current = dataset.get("DeidentificationMethod")
+    values = [str(v) for v in current] if isinstance(current, MultiValue) else []
+    if current is not None and not isinstance(current, MultiValue) and str(current):
+        values = [str(current)]
+    if HEADERS_ONLY_METHOD not in values:
+        values.append(HEADERS_ONLY_METHOD)
+    dataset.DeidentificationMethod = values if len(values) > 1 else values[0]
+    if str(dataset.get("BurnedInAnnotation", "")).upper() == "NO":
+        del dataset.BurnedInAnnotation  # unknown: nobody looked
+
+
 def deidentify(dataset: Dataset, profile: Profile, ctx: DeidContext) -> None:
     """De-identify ``dataset`` in place (its file meta too, when it has one)."""
     sop_class = str(dataset.get("SOPClassUID", ""))
@@ -716,11 +742,15 @@ def write_dataset(dataset: Dataset, target: Path) -> None:
     if isinstance(dataset, FileDataset) and dataset.preamble is not None:
         dataset.preamble = bytes(128)  # never the sender's: see ``deidentify``
     try:
-        dataset.save_as(partial, enforce_file_format=True)
-    except OSError:
+        try:
+            dataset.save_as(partial, enforce_file_format=True)
+        except OSError:
+            raise
+        except Exception:
+            for _ in dataset.iterall():
+                pass
+            dataset.save_as(partial, enforce_file_format=True)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # no half-written copy is left behind
         raise
-    except Exception:
-        for _ in dataset.iterall():
-            pass
-        dataset.save_as(partial, enforce_file_format=True)
     partial.replace(target)

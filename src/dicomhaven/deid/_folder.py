@@ -11,7 +11,9 @@ new UIDs. Everything else is
   ``<name>.reason.json`` beside it (the step, the reason, the scan's findings as rule ids
   and value shapes, never values); or
 - *skipped*: nothing is written (unreadable, no patient identifier, consent withdrawn,
-  headers that cannot be de-identified), and the summary says why.
+  headers that cannot be de-identified, a copy that cannot be written as its header
+  describes it, such as native pixels under a compressed transfer syntax), and the
+  summary says why.
 
 Copies are written into ``OUT/held/.pending/`` first and moved out only once the scanner
 passed them, so a run that stops half way leaves nothing unscanned outside ``held/``.
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 import filecmp
 import json
+import pickle
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +43,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pydicom
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileDataset
+from pydicom.uid import UID
 
 from dicomhaven.deid._engine import write_dataset
 from dicomhaven.deid._safe_path import (
@@ -58,6 +64,7 @@ from dicomhaven.deid._safe_path import (
     scan_copy,
 )
 from dicomhaven.deid._stream import Rewritten, write_bytes
+from dicomhaven.errors import DicomHavenError
 
 if TYPE_CHECKING:
     from dicomhaven.access import Actor
@@ -167,15 +174,28 @@ class _Done:
 @dataclass(frozen=True)
 class _FileSteps:
     """A file's own steps, from its bytes to a scanned copy in ``held/.pending/``; picklable,
-    so that it runs in any worker (each opens the site's services once)."""
+    so that it runs in any worker (each opens the site's services once, and asks the vault
+    and the consent register once per patient of the run: ``run`` names it)."""
 
     safe: SafePath
     out: Path
+    run: str
+
+    def __reduce__(self) -> tuple[Callable[[bytes], _FileSteps], tuple[bytes]]:
+        """The executor sends the steps with every file: they are pickled once here, and
+        unpickled once per worker (:func:`_steps_of`), not once per file."""
+        blob = self.__dict__.get("_blob")
+        if blob is None:
+            blob = pickle.dumps((self.safe, self.out, self.run))
+            object.__setattr__(self, "_blob", blob)
+        return _steps_of, (blob,)
 
     def __call__(self, item: tuple[int, Entry]) -> _Done:
         from dicomhaven.collect._folder import Unreadable
+        from dicomhaven.identity._stage import begin_run
 
         index, entry = item
+        begin_run(self.safe.site_root, self.run)
         if isinstance(entry, Unreadable):
             return _Done(entry.path, _End.SKIPPED, Step.READ, entry.reason)
         return self.one(index, entry)
@@ -215,26 +235,42 @@ class _FileSteps:
         # A name of its own for the pending copy: two files may share their names in OUT.
         pending_dir = _restricted(self.out, self.out / HELD / _PENDING)
         pending = pending_dir / f"{keyed_name(self.safe.site_key, f'{names[1]}#{index}')}.dcm"
-        if isinstance(copy, Rewritten):  # nothing but headers: nothing more to check
+        if isinstance(copy, Rewritten):  # nothing but headers, or marked as not checked
+            outcome = "not checked" if copy.pixels_not_checked else "no pixel data"
             write_bytes(copy.parts, pending)
             del copy
-            return scanned(self.safe, obj, pending, names, "no pixel data")
-        if self.safe.pixels is PixelCheck.HEADERS_ONLY:
-            mark_pixels_not_checked(copy)
-            write_dataset(copy, pending)
-            del copy
-            return scanned(self.safe, obj, pending, names, "not checked")
-        why = head_slice(original, copy)
-        if why is not None:
-            write_dataset(copy, pending)
-            from dicomhaven.pixels._stage import AWAITS_DEFACING
+            return scanned(self.safe, obj, pending, names, outcome)
+        try:
+            if self.safe.pixels is PixelCheck.HEADERS_ONLY:
+                mark_pixels_not_checked(copy)
+                write_copy(copy, pending)
+                del copy
+                return scanned(self.safe, obj, pending, names, "not checked")
+            why = head_slice(original, copy)
+            if why is not None:
+                write_copy(copy, pending)
+                from dicomhaven.pixels._stage import AWAITS_DEFACING
 
-            if why == AWAITS_DEFACING:
-                return _Done(path, _End.SERIES, pending=pending, names=names, obj=obj)
-            return _held(obj, pending, names, Hold(Step.DEFACE, why))
-        cleaned = clean_and_write(self.safe, obj, copy, pending)
+                if why == AWAITS_DEFACING:
+                    return _Done(path, _End.SERIES, pending=pending, names=names, obj=obj)
+                return _held(obj, pending, names, Hold(Step.DEFACE, why))
+            cleaned = clean_and_write(self.safe, obj, copy, pending)
+        except NotWritten as exc:  # nothing was written: nothing to hold
+            return _Done(path, _End.SKIPPED, Step.WRITE, str(exc))
         del copy
         return after_pixels(self.safe, obj, pending, names, cleaned)
+
+
+_STEPS: dict[bytes, _FileSteps] = {}  # in a worker: the run's steps, unpickled once
+
+
+def _steps_of(blob: bytes) -> _FileSteps:
+    steps = _STEPS.get(blob)
+    if steps is None:
+        _STEPS.clear()  # one run's steps at a time
+        safe, out, run = pickle.loads(blob)
+        steps = _STEPS[blob] = _FileSteps(safe, out, run)
+    return steps
 
 
 def _restricted(out: Path, folder: Path) -> Path:
@@ -284,11 +320,54 @@ def scanned(
     )  # fmt: skip
 
 
+class NotWritten(DicomHavenError):
+    """The copy cannot be written as its header describes it; says why in our words."""
+
+
+def layout_problem(dataset: Dataset) -> str | None:
+    """Why the copy's Pixel Data cannot be written under its transfer syntax, or None: a
+    compressed syntax needs encapsulated fragments (undefined length), any other syntax
+    native pixels. The syntax is named only when the standard names it."""
+    element = dataset.get_item(0x7FE00010)
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if element is None or syntax is None:
+        return None
+    syntax = UID(str(syntax))
+    if not syntax.is_transfer_syntax or syntax.is_private:
+        return None
+    encapsulated = element.is_undefined_length if isinstance(element, DataElement) else (
+        element.length == 0xFFFFFFFF
+    )  # fmt: skip
+    if encapsulated == syntax.is_compressed:
+        return None
+    said = "compressed" if syntax.is_compressed else "native"
+    found = "encapsulated fragments" if encapsulated else "native pixels"
+    return (
+        f"its transfer syntax ({syntax.name}) says {said} Pixel Data, but it holds {found}: "
+        "the copy cannot be written as its header describes it"
+    )
+
+
+def write_copy(dataset: Dataset, target: Path) -> None:
+    """Write the copy (``write_dataset``), or raise :class:`NotWritten` (nothing left at
+    ``target``) when it cannot be written as its header describes it."""
+    problem = layout_problem(dataset)
+    if problem is not None:
+        raise NotWritten(problem)
+    try:
+        write_dataset(dataset, target)
+    except (OSError, DicomHavenError):
+        raise
+    except Exception as exc:  # pydicom's text may quote a value: keep only the type
+        raise NotWritten(f"the copy could not be written ({type(exc).__name__})") from None
+
+
 def clean_and_write(safe: SafePath, obj: _Object, dataset: Dataset, pending: Path) -> Hold | str:
     """Make the pixels safe and write the copy to ``pending``: why it is held, or the
-    pixel outcome."""
+    pixel outcome; raises :class:`NotWritten` when the copy cannot be written."""
     result = clean_image(safe, dataset, obj.original, obj.identity)
-    write_dataset(dataset, pending)
+    write_copy(dataset, pending)
     if isinstance(result, Hold):
         return result
     return "no pixel data" if result is None else str(result.outcome)
@@ -425,7 +504,12 @@ class _Run:
             if hold is not None:
                 self.hold(obj.path, pending, names[1], hold)
                 continue
-            cleaned = clean_and_write(self.safe, obj, dataset, pending)
+            try:
+                cleaned = clean_and_write(self.safe, obj, dataset, pending)
+            except NotWritten as exc:
+                pending.unlink(missing_ok=True)  # the slice as received, not defaced
+                self.skip(obj.path, Step.WRITE, str(exc))
+                continue
             del dataset
             self.settle(after_pixels(self.safe, obj, pending, names, cleaned))
 
@@ -453,14 +537,16 @@ def run_folder(
     """Every file under ``paths`` through the safe path into ``out``; ``workers`` above
     one runs the files' own steps on a process pool, with the same outputs and summary."""
     from dicomhaven.collect._folder import iter_entries
+    from dicomhaven.identity._stage import begin_run, end_run
 
     mode = "redact" if safe.profiles is None else f"deid ({safe.pixels.value})"
     summary = FolderSummary(mode=mode)
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(safe, out, summary)
-    steps = _FileSteps(safe, out)
+    steps = _FileSteps(safe, out, run=secrets.token_hex(8))
     executor = _executor(workers)  # after the run's imports: workers start warm
     try:
+        begin_run(safe.site_root, steps.run)  # head series are decided here
         for done in executor.imap(steps, enumerate(iter_entries(paths))):
             summary.files += 1
             if progress is not None:
@@ -468,6 +554,7 @@ def run_folder(
             run.settle(done)
         run.decide_series()
     finally:
+        end_run(safe.site_root)
         executor.close()
         run.tidy()
     return summary

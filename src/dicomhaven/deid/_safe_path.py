@@ -31,9 +31,13 @@ from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
-from dicomhaven.deid._engine import DeidContext, deidentify
+from dicomhaven.deid._engine import (
+    HEADERS_ONLY_METHOD,
+    DeidContext,
+    deidentify,
+    mark_pixels_not_checked,
+)
 from dicomhaven.deid._layers import ProfileLayers
 from dicomhaven.deid._stage import unchecked_content
 from dicomhaven.deid._stream import Rewritten, rewrite_bytes
@@ -66,9 +70,6 @@ __all__ = [
 ]
 
 CONSENT_WITHDRAWN = "consent withdrawn"
-#: The value added to De-identification Method (0012,0063) of every copy whose pixels were
-#: not read (``--headers-only``): the copy itself says so, wherever it goes.
-HEADERS_ONLY_METHOD = "dicomhaven headers only; pixels not checked"
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 
 
@@ -81,7 +82,7 @@ class Step(StrEnum):
     PIXELS = "pixels"
     DEFACE = "deface"
     SCAN = "scan"
-    WRITE = "write"  # the copy's name in OUT is taken by a different copy
+    WRITE = "write"  # the copy cannot be written, or its name in OUT holds another copy
 
 
 class PixelCheck(StrEnum):
@@ -195,14 +196,19 @@ def keyed_name(site_key: bytes, value: str) -> str:
 
 def identify(path: SafePath, header: Dataset) -> Identity | Hold:
     """The header's patient from the vault, unless they withdrew consent."""
-    from dicomhaven.identity._stage import _services, known_values, project_keys, resolve_patient
+    from dicomhaven.identity._stage import (
+        consent_excluded,
+        known_values,
+        project_keys,
+        resolve_patient,
+    )
 
     resolution = resolve_patient(path.site_root, header)
     if resolution.pseudonym is None:
         return Hold(Step.IDENTITY, resolution.problem or "no patient identifier")
     master = resolution.pseudonym
-    # The identity stage's own register: a withdrawal bites at once, here as there.
-    if _services(path.site_root).register.excluded(master):
+    # The identity stage's own register (asked once per patient during a folder run).
+    if consent_excluded(path.site_root, master):
         return Hold(Step.IDENTITY, CONSENT_WITHDRAWN)
     keys = project_keys(path.site_root, path.project)
     pseudonym = master if path.project == SITE_PROJECT else keys.pseudonym(master)
@@ -229,13 +235,18 @@ def deidentify_headers(
     """The object with its headers de-identified, and the composed profile's sha256.
 
     On the bytes when the byte path can be exact; an object with pixel data, overlays or
-    a document comes back as a data set (the pixel step and the marking work on one)."""
+    a document comes back as a data set (the pixel step and the marking work on one),
+    unless its pixels are not read and the bytes are marked as not checked already
+    (``Rewritten.pixels_not_checked``)."""
     if path.profiles is None or identity.context is None:
         raise ConfigError("the header step needs a profile")
     profile = path.profiles.for_header(header)
-    rewritten = rewrite_bytes(data, profile, identity.context)
+    # --headers-only: a copy with pixels is marked as not checked on the bytes too (only
+    # if that gives the bytes pydicom would write; else it is read and marked below)
+    mark_if = _has_unchecked if path.pixels is PixelCheck.HEADERS_ONLY else None
+    rewritten = rewrite_bytes(data, profile, identity.context, mark_if=mark_if)
     if rewritten is not None and rewritten.study_instance_uid and rewritten.sop_instance_uid:
-        if unchecked_content(rewritten.top_level_tags) is None:
+        if rewritten.pixels_not_checked or unchecked_content(rewritten.top_level_tags) is None:
             return rewritten, profile.sha256
         return read_dataset(rewritten.data), profile.sha256
     dataset = read_dataset(data)
@@ -250,6 +261,10 @@ def deidentify_headers(
     if "StudyInstanceUID" not in dataset or "SOPInstanceUID" not in dataset:
         return Hold(Step.HEADERS, "no Study or SOP Instance UID to name the copy by")
     return dataset, profile.sha256
+
+
+def _has_unchecked(top_level_tags: frozenset[int]) -> bool:
+    return unchecked_content(top_level_tags) is not None
 
 
 def head_slice(original: Dataset, copy: Dataset) -> str | None:
@@ -304,20 +319,6 @@ def clean_image(
     if result.outcome is PixelOutcome.HELD:
         return Hold(Step.PIXELS, result.reason)
     return result
-
-
-def mark_pixels_not_checked(dataset: Dataset) -> None:
-    """Say in the copy itself that its pixels were not read (``--headers-only``): a value
-    of De-identification Method, and Burned In Annotation not claimed to be NO."""
-    current = dataset.get("DeidentificationMethod")
-    values = [str(v) for v in current] if isinstance(current, MultiValue) else []
-    if current is not None and not isinstance(current, MultiValue) and str(current):
-        values = [str(current)]
-    if HEADERS_ONLY_METHOD not in values:
-        values.append(HEADERS_ONLY_METHOD)
-    dataset.DeidentificationMethod = values if len(values) > 1 else values[0]
-    if str(dataset.get("BurnedInAnnotation", "")).upper() == "NO":
-        del dataset.BurnedInAnnotation  # unknown: nobody looked
 
 
 def scan_copy(

@@ -51,7 +51,7 @@ import io
 import os
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -74,6 +74,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
+from pydicom.values import convert_string
 
 from dicomhaven.deid._codes import CODE_TAGS, code_verdict
 from dicomhaven.deid._engine import (
@@ -85,18 +86,25 @@ from dicomhaven.deid._engine import (
     _RETAINED_BY,
     _TEXT_VRS,
     DeidContext,
-    _cleaner,
     _creator,
     _identifying_values,
     _keyword,
-    _mark,
     _private_name,
     _Run,
     _vr,
+    mark_pixels_not_checked,
     rebuilt_file_meta,
 )
 from dicomhaven.deid._iod import AttributeType, attribute_types
 from dicomhaven.deid._profile import Profile
+from dicomhaven.deid._stream_memo import (
+    changed_elements,
+    cleaner,
+    decision_tables,
+    encoded_mark,
+    gathered,
+    marks,
+)
 from dicomhaven.deid._table import ContentItemRule, Option, content_item_rules
 
 __all__ = ["Rewritten", "deidentify_bytes", "leading_elements", "rewrite_bytes", "write_bytes"]
@@ -119,6 +127,13 @@ _SOP_CLASS = 0x00080016
 _SOP_INSTANCE = 0x00080018
 _STUDY_INSTANCE = 0x0020000D
 _TRACKED_UIDS = frozenset({_SOP_CLASS, _SOP_INSTANCE, _STUDY_INSTANCE})
+_METHOD = 0x00120063  # De-identification Method
+_BURNED_IN = 0x00280301  # Burned In Annotation
+_METHOD_NOT_CHECKED = 1 << 32 | _METHOD  # the key of that mark made by ``mark_pixels_not_checked``
+#: Top-level elements that pydicom converts, and so writes anew, when a copy is read,
+#: marked as not checked and written (``mark_pixels_not_checked``, ``write_dataset``):
+#: the character set, the UIDs the writer and the copy's name need, Burned In Annotation.
+_REREAD = frozenset({_CHARSET, _SOP_CLASS, _SOP_INSTANCE, _STUDY_INSTANCE, _BURNED_IN})
 _ITEM_HEADER = _IMPLICIT.pack(0xFFFE, 0xE000, _UNDEFINED)
 _ITEM_DELIMITER = _IMPLICIT.pack(0xFFFE, 0xE00D, 0)
 _SEQUENCE_DELIMITER = _IMPLICIT.pack(0xFFFE, 0xE0DD, 0)
@@ -259,6 +274,12 @@ class _Rewriter:
         ]
         self.private_tables = {}
         self.marks: list[tuple[int, DataElement]] = []
+        # Marking as not checked (``_rewrite``'s ``mark_if``): each output slot that the
+        # marking writes anew, with its bytes unmarked and marked (None: left out); and
+        # whether the marked output is certainly pydicom's (see ``_rewrite``).
+        self.not_checked = False
+        self.edits: list[tuple[int, bytes | memoryview, bytes | None]] = []
+        self.can_mark = True
         self.values: dict[tuple[int, str, bytes, tuple[str, ...]], Any] = {}
         self.content_rules: dict[tuple[str, str], ContentItemRule] | None = None
         if Option.CLEAN_STRUCTURED_CONTENT in run.options:
@@ -429,6 +450,10 @@ class _Rewriter:
             if tag <= previous:
                 raise _Decline("elements out of order or repeated")
             previous = tag
+            if not length and self.not_checked and (implicit or code == _UN):
+                # pydicom reads an empty value of these VRs as not yet read, and converts it
+                # when it writes it (an empty UN takes its dictionary's VR): its case
+                self.can_mark = False
             plain = True
             if tag >= barrier:
                 mark, content = None, ""
@@ -466,6 +491,8 @@ class _Rewriter:
                 )
             if decision.kind == CHARSET:
                 encodings = self.charset(start, length, decision)
+                if path:
+                    self.can_mark = False  # an item's own character set: pydicom's case
         if pos != limit:
             raise _Decline("an element runs past the end of its data set")
         if undefined:
@@ -506,13 +533,21 @@ class _Rewriter:
         marks = self.marks
         while marks and marks[0][0] < tag:
             mark_tag, element = marks.pop(0)
-            self.change(pos, pos, _encode(element, encodings, self.implicit))
+            encoded = self.mark_bytes(mark_tag, element, encodings)
+            self.change(pos, pos, encoded)
             self.top_tags[mark_tag] = True
+            if mark_tag == _METHOD and self.not_checked:
+                self.edits.append((len(self.out) - 1, encoded, self.method(encoded, encodings)))
         replacement = None
         if marks and marks[0][0] == tag:
             _, element = marks.pop(0)
-            replacement = _encode(element, encodings, self.implicit)
+            replacement = self.mark_bytes(tag, element, encodings)
         return (marks[0][0] if marks else _NO_MARK), replacement
+
+    def mark_bytes(self, tag: int, element: DataElement, encodings: list[str]) -> bytes:
+        """A marking element encoded (once per profile and character set)."""
+        return encoded_mark(self.run.profile, tag, encodings, self.implicit,
+                            lambda: _encode(element, encodings, self.implicit))  # fmt: skip
 
     def code_verdict(self, pos: int, limit: int, encodings: list[str]) -> Any:
         """What ``_code_verdict`` says of the code whose first part is at ``pos``: its
@@ -547,7 +582,14 @@ class _Rewriter:
         raw = RawDataElement(BaseTag(_CHARSET), decision.vr, length,
                              self.data[start : start + length], start, self.implicit, True)  # fmt: skip
         element = convert_raw_data_element(raw)
-        return list(convert_encodings(element.value))
+        encodings = list(convert_encodings(element.value))
+        if self.not_checked:
+            # pydicom converts the whole data set when it writes it if the character set it
+            # read differs from the one it converts
+            as_read = convert_encodings(convert_string(raw.value or b"", True))
+            if list(as_read) != encodings:
+                self.can_mark = False
+        return encodings
 
     def element(
         self,
@@ -594,6 +636,13 @@ class _Rewriter:
                 raise _Decline("an element runs past the end of its data set")
             if tag == _PIXEL_DATA and not in_item and (self.compressed or length % 2):
                 raise _Decline("pixel data pydicom would write differently")
+        if tag == _PIXEL_DATA and not in_item and self.not_checked and not self.implicit:
+            # pydicom writes the element's header anew: zeros in the two reserved bytes, a
+            # zero length in the delimiter of encapsulated fragments
+            reserved = self.data[pos + 6 : pos + 8]
+            delimiter = self.data[end - 4 : end] if length == _UNDEFINED else b"\0\0\0\0"
+            if decision.raw_vr not in ("OB", "OW") or reserved != b"\0\0" or any(delimiter):
+                self.can_mark = False
         if content:
             kind = CHANGE if content in ("D", "C") or decision.dummy_text else KEEP
         top_uid = not in_item and tag in _TRACKED_UIDS
@@ -604,6 +653,8 @@ class _Rewriter:
                 self.collect(raw, encodings)
         if mark is not None:
             self.change(pos, end, mark)
+            if tag == _METHOD and self.not_checked:
+                self.edits.append((len(self.out) - 1, mark, self.method(mark, encodings)))
         elif kind == DROP:
             self.change(pos, end, None)
         elif kind == CHANGE:
@@ -625,6 +676,13 @@ class _Rewriter:
             self.pending.append(pending)
             if top_uid:
                 self.top[tag] = pending
+        elif self.not_checked and not in_item and tag in _REREAD:
+            raw = raw or _raw(self.data, tag, decision.raw_vr, length, start, self.implicit)
+            self.change(pos, end, None)
+            self.edits.append((len(self.out), self.view[pos:end], self.reread(raw, encodings)))
+            self.out.append(b"")
+            if top_uid:
+                self.top[tag] = raw
         elif raw is not None and top_uid:
             self.top[tag] = raw
         self.presence = (
@@ -681,6 +739,35 @@ class _Rewriter:
             block.survivors.append(self.presence)
         return end
 
+    def reread(self, raw: RawDataElement, encodings: list[str]) -> bytes | None:
+        """A top-level element as pydicom writes it once it has read it: converted and
+        encoded anew; Burned In Annotation left out if it says NO (nobody looked)."""
+        element = convert_raw_data_element(raw, encoding=encodings)
+        if raw.tag == _BURNED_IN and str(element.value).upper() == "NO":
+            return None
+        return _encode(element, encodings, self.implicit)
+
+    def reread_encoded(self, encoded: bytes, encodings: list[str]) -> bytes | None:
+        """:meth:`reread` of an element this pass encoded."""
+        tag, vr, length, start = _next(encoded, 0, len(encoded), self.implicit)
+        raw = _raw(encoded, tag, vr, length, start, self.implicit)
+        return self.reread(raw, encodings)
+
+    def method(self, encoded: bytes, encodings: list[str]) -> bytes:
+        """The De-identification Method mark as ``mark_pixels_not_checked`` leaves it, from
+        the mark as encoded here (read back first, as pydicom reads it)."""
+
+        def marked() -> bytes:
+            tag, vr, length, start = _next(encoded, 0, len(encoded), self.implicit)
+            holder = Dataset()
+            raw = _raw(encoded, tag, vr, length, start, self.implicit)
+            holder.add(convert_raw_data_element(raw, encoding=encodings))
+            mark_pixels_not_checked(holder)
+            return _encode(holder[_METHOD], encodings, self.implicit)
+
+        # The plain mark is the profile's for these encodings (``insert_marks``): so is this.
+        return encoded_mark(self.run.profile, _METHOD_NOT_CHECKED, encodings, self.implicit, marked)
+
     def undefined_value(self, start: int, limit: int, tag: int, in_item: bool) -> int:
         """The end of encapsulated pixel data: its fragments, then a sequence delimiter."""
         if tag != _PIXEL_DATA or self.implicit or (not in_item and not self.compressed):
@@ -699,8 +786,7 @@ class _Rewriter:
 
     def collect(self, raw: RawDataElement, encodings: list[str]) -> None:
         """Gather the element's values to cut from text, by the engine's own pre-pass."""
-        alone = Dataset({raw.tag: raw}, parent_encoding=encodings)
-        self.found.extend(_identifying_values(alone, self.retained))
+        self.found.extend(gathered(raw, encodings, self.retained, _identifying_values))
 
     def snapshot(self) -> tuple[int, int, int, int, int]:
         return len(self.out), self.copy_from, self.opened, len(self.pending), len(self.creators)
@@ -950,6 +1036,7 @@ def _next(data: bytes, pos: int, limit: int, implicit: bool) -> tuple[int, str, 
 
 
 _LONG = frozenset(code for code, (_, long) in _VRS.items() if long)
+_UN = int.from_bytes(b"UN", "little")
 
 
 def _raw(data: bytes, tag: int, vr: str, length: int, start: int, implicit: bool) -> RawDataElement:
@@ -1005,6 +1092,8 @@ class Rewritten:
     study_instance_uid: str | None  # as de-identified; None when the output has none
     sop_instance_uid: str | None
     top_level_tags: frozenset[int]  # of its data set (Pixel Data, overlays, ...: what to check)
+    #: Marked as ``mark_pixels_not_checked`` marks a data set (see :func:`rewrite_bytes`).
+    pixels_not_checked: bool = False
 
     @functools.cached_property
     def data(self) -> bytes:
@@ -1012,8 +1101,22 @@ class Rewritten:
         return b"".join(self.parts)
 
 
-def _rewrite(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten:
-    """The de-identified file; raises ``_Decline`` when the byte path cannot be exact."""
+def _rewrite(
+    data: bytes,
+    profile: Profile,
+    ctx: DeidContext,
+    mark_if: Callable[[frozenset[int]], bool] | None = None,
+) -> Rewritten:
+    """The de-identified file; raises ``_Decline`` when the byte path cannot be exact.
+
+    ``mark_if``: given the output's top-level tags, whether to mark it as not checked. The
+    marked output is then the bytes pydicom writes once it has read the output, marked it
+    (``mark_pixels_not_checked``) and written it (``write_dataset``): the elements pydicom
+    converts on the way (``_REREAD``, the mark, Pixel Data's header) are written as pydicom
+    writes them, and the rest is pydicom's own writing of elements it never converted,
+    byte for byte. Where that cannot be sure (an item with its own character set, a Pixel
+    Data header pydicom writes otherwise) the output is left unmarked, for the caller to
+    read and mark."""
     if profile.options & _NOT_ON_BYTES:
         raise _Decline("a profile option the byte path does not implement")
     meta, body = _read_meta(data)
@@ -1034,20 +1137,32 @@ def _rewrite(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten:
         profile=profile,
         ctx=ctx,
         types=attribute_types(sop_class),
-        cleaner=_cleaner(ctx.known_values, ()),
+        cleaner=cleaner(ctx.known_values, []),
         options=profile.options,
     )
     rewriter = _Rewriter(dataset_bytes, start, implicit, syntax.is_compressed, run)
-    marked = Dataset()
-    _mark(marked, profile)
-    rewriter.marks = [(int(e.tag), e) for e in marked]
+    rewriter.not_checked = mark_if is not None
+    # Decided once per profile, SOP Class and VR encoding, not once per file (``_stream_memo``).
+    tables = decision_tables(profile, sop_class, implicit)
+    rewriter.tables, rewriter.private_tables = tables.tables, tables.private_tables
+    rewriter.code_decisions = tables.code_decisions
+    rewriter.marks = marks(profile)
     end = rewriter.dataset(start, len(dataset_bytes), (), [default_encoding], False, False)
     rewriter.change(end, end, None)  # flush the last run
 
-    # The changed elements, now that every identifying value is known.
-    run.cleaner = _cleaner(ctx.known_values, rewriter.found)
+    # The changed elements, now that every identifying value is known; each is made once
+    # per run context (the slices of a series share most of them).
+    run.cleaner = cleaner(ctx.known_values, rewriter.found)
+    changed = changed_elements(profile, sop_class, implicit, ctx, run.cleaner)
     out = rewriter.out
     for pending in rewriter.pending:
+        key = changed.key(pending.raw, pending.action, pending.here, tuple(pending.encodings),
+                          pending.content, pending.dummy_text)  # fmt: skip
+        remembered, made = changed.get(key)
+        if remembered:
+            if made is not None:
+                out[pending.slot], pending.result = made
+            continue
         element = convert_raw_data_element(pending.raw, encoding=pending.encodings)
         holder = Dataset()
         holder.add(element)
@@ -1060,13 +1175,32 @@ def _rewrite(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten:
         result = holder.get(element.tag)
         if pending.dummy_text and isinstance(result, DataElement) and result.value:
             result.value = _DUMMIES[pending.dummy_text]  # as ``_dummy_text`` does
+        made = None
         if isinstance(result, DataElement):
             pending.result = result
-            out[pending.slot] = _encode(result, pending.encodings, implicit)
+            encoded = out[pending.slot] = _encode(result, pending.encodings, implicit)
+            made = (encoded, result)
+        changed.remember(key, made)
 
     for creator in rewriter.creators:  # kept while its block keeps an element
         if creator.out is out and creator.kept():
             out[creator.slot] = creator.data
+
+    top_level_tags = frozenset(
+        tag for tag, present in rewriter.top_tags.items() if _present(present)
+    )
+    marked = False
+    if mark_if is not None:
+        for pending in rewriter.pending:  # the changed elements pydicom reads back
+            if pending.result is not None and len(pending.here) == 1 and pending.raw.tag in _REREAD:
+                plain = out[pending.slot]
+                again = rewriter.reread_encoded(bytes(plain), pending.encodings)
+                rewriter.edits.append((pending.slot, plain, again))
+        marked = rewriter.can_mark and mark_if(top_level_tags)
+        for slot, plain, again in rewriter.edits:
+            out[slot] = (again or b"") if marked else plain
+        if marked and any(again is None for _, _, again in rewriter.edits):
+            top_level_tags -= {_BURNED_IN}  # it said NO: left out
 
     instance = rewriter.top.get(_SOP_INSTANCE)
     has_instance = instance is not None and not (
@@ -1080,9 +1214,8 @@ def _rewrite(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten:
         parts=(bytes(128), b"DICM", meta_bytes, *out),  # never the sender's preamble
         study_instance_uid=_text(study),
         sop_instance_uid=_text(instance),
-        top_level_tags=frozenset(
-            tag for tag, present in rewriter.top_tags.items() if _present(present)
-        ),
+        top_level_tags=top_level_tags,
+        pixels_not_checked=marked,
     )
 
 
@@ -1155,14 +1288,24 @@ def leading_elements(data: bytes, last: int) -> Dataset | None:
     return dcmread(io.BytesIO(data[:pos]), force=True)
 
 
-def rewrite_bytes(data: bytes, profile: Profile, ctx: DeidContext) -> Rewritten | None:
+def rewrite_bytes(
+    data: bytes,
+    profile: Profile,
+    ctx: DeidContext,
+    *,
+    mark_if: Callable[[frozenset[int]], bool] | None = None,
+) -> Rewritten | None:
     """The file ``data`` de-identified as the engine would, with its output's Study and SOP
     Instance UIDs (to name the output file) and top-level tags; None when this
     path cannot be sure of giving the engine's result (the caller then reads the file with
     pydicom and calls :func:`~dicomhaven.deid._engine.deidentify`, which also raises what
-    the engine raises, such as ``UnsafeContent``)."""
+    the engine raises, such as ``UnsafeContent``).
+
+    ``mark_if``: given the output's top-level tags, whether the copy is to be marked as not
+    checked (``--headers-only``); ``Rewritten.pixels_not_checked`` says whether it was
+    (else the caller reads the copy and marks it with pydicom)."""
     try:
-        return _rewrite(data, profile, ctx)
+        return _rewrite(data, profile, ctx, mark_if)
     except Exception:  # declined, or an input this path misjudged: the pydicom path decides
         return None
 

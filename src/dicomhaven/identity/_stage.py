@@ -27,7 +27,11 @@ from dicomhaven.pipeline import Outcome, PipelineObject, StageContext
 __all__ = [
     "IdentityStage",
     "Resolution",
+    "begin_run",
+    "consent_excluded",
+    "end_run",
     "identifiers_in",
+    "known_identifiers",
     "known_values",
     "project_keys",
     "resolve_patient",
@@ -115,6 +119,46 @@ def _services(site_root: Path) -> _Services:
     )
 
 
+@dataclass
+class _RunMemo:
+    """During a run (one ``dicomhaven deid``), what the vault holds about each patient and
+    their consent, asked once per patient, not several times per file."""
+
+    run: str
+    excluded: dict[str, bool] = field(default_factory=dict)
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    identifiers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def forget(self, pseudonym: str) -> None:
+        """Drop a patient whose vault entry this process just changed."""
+        self.values.pop(pseudonym, None)
+        self.identifiers.pop(pseudonym, None)
+
+
+_RUNS: dict[Path, _RunMemo] = {}  # site root → its run in this process
+
+
+def begin_run(site_root: Path, run: str) -> None:
+    """Remember the vault's and the consent register's answers per patient from now until
+    :func:`end_run`, or until a run other than ``run`` begins in this process (a worker,
+    whose process ends with its run, calls it before each file). A withdrawal recorded
+    while a run goes on applies from the next run; outside a run every object asks."""
+    memo = _RUNS.get(site_root)
+    if memo is None or memo.run != run:
+        _RUNS[site_root] = _RunMemo(run)
+
+
+def end_run(site_root: Path) -> None:
+    """The end of a run in the process that ran it: every object asks again."""
+    _RUNS.pop(site_root, None)
+
+
+def _forget(site_root: Path, pseudonym: str) -> None:
+    memo = _RUNS.get(site_root)
+    if memo is not None:
+        memo.forget(pseudonym)
+
+
 @dataclass(frozen=True)
 class Resolution:
     """A header's patient: the master pseudonym, or why there is none (never a value)."""
@@ -147,6 +191,7 @@ def resolve_patient(site_root: Path, header: Dataset) -> Resolution:
         except IdentityConflict as exc:
             return Resolution(problem=str(exc))
         _remember(services.resolved, key, pseudonym)
+        _forget(site_root, pseudonym)  # the vault may have added identifiers to the patient
     details = {
         "name": _text(header, "PatientName"),
         "birth_date": _text(header, "PatientBirthDate"),
@@ -157,6 +202,7 @@ def resolve_patient(site_root: Path, header: Dataset) -> Resolution:
     if seen not in services.details_kept:
         services.vault.remember_details(pseudonym, details)
         _remember(services.details_kept, seen, True)
+        _forget(site_root, pseudonym)
     return Resolution(pseudonym=pseudonym)
 
 
@@ -184,14 +230,38 @@ class IdentityStage:
         return None
 
 
+def consent_excluded(site_root: Path, pseudonym: str) -> bool:
+    """Whether the consent decision in force excludes the patient's data (once per patient
+    during a run)."""
+    memo = _RUNS.get(site_root)
+    if memo is not None and pseudonym in memo.excluded:
+        return memo.excluded[pseudonym]
+    excluded = _services(site_root).register.excluded(pseudonym)
+    if memo is not None:
+        _remember(memo.excluded, pseudonym, excluded)
+    return excluded
+
+
 def known_values(site_root: Path, pseudonym: str) -> tuple[str, ...]:
     """What the vault knows about a patient (names, birth date, ...), for cleaning text."""
+    memo = _RUNS.get(site_root)
+    if memo is not None and pseudonym in memo.values:
+        return memo.values[pseudonym]
     details = _services(site_root).vault.details_of(pseudonym)
-    return tuple(value for values in details.values() for value in values)
+    values = tuple(value for found in details.values() for value in found)
+    if memo is not None:
+        _remember(memo.values, pseudonym, values)
+    return values
 
 
 def known_identifiers(site_root: Path, pseudonym: str) -> tuple[str, ...]:
     """A patient's identifiers (NHS, CHI, hospital numbers), for machines to search outputs
     for (burned-in text, residual PII), never to show: that is re-identification, which
     goes through ``dicomhaven reidentify``, authorised and audited."""
-    return tuple(i.value for i in _services(site_root).vault.identifiers_of(pseudonym))
+    memo = _RUNS.get(site_root)
+    if memo is not None and pseudonym in memo.identifiers:
+        return memo.identifiers[pseudonym]
+    found = tuple(i.value for i in _services(site_root).vault.identifiers_of(pseudonym))
+    if memo is not None:
+        _remember(memo.identifiers, pseudonym, found)
+    return found

@@ -109,19 +109,17 @@ class ScanResult:
         return not self.failed
 
     def reasons(self, limit: int = 3) -> str:
-        """Why the scan failed, by rule and tag (no value), for the ledger."""
+        """Why the scan failed, by rule and tag (no value), for the ledger: the same words
+        for every object with the same failures, so a data manager sees each kind of hold
+        once however many objects share it (the counts are in the findings)."""
         if self.error:
             return self.error
-        failing = Counter(
-            f"{f.rule} at {f.keyword or f.path_pattern}"
-            for f in self.findings
-            if f.action is Action.FAIL
-        )
-        parts = [
-            f"{what}" + (f" (×{n})" if n > 1 else "") for what, n in failing.most_common(limit)
-        ]
+        failing = sorted(
+            {f"{f.rule} at {f.keyword or f.path_pattern}" for f in self.findings
+             if f.action is Action.FAIL}
+        )  # fmt: skip
         more = len(failing) - limit
-        return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+        return "; ".join(failing[:limit]) + (f"; and {more} more" if more > 0 else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -214,7 +212,7 @@ class Scanner:
         min_run = max(_MIN_RUN, min(_RUN, known.shortest)) if known else _RUN
         return _Walk(
             self.rules, ScanResult(), known, pseudonym, modality, device, self.made_uid,
-            min_run, self.local_numbers,
+            min_run, self.local_numbers, _shared=_hits_for(known, self.local_numbers),
         )  # fmt: skip
 
     def scan(
@@ -279,8 +277,9 @@ class _Walk:
     min_run: int = _RUN  # binary values are searched in runs of text this long or longer
     local_numbers: re.Pattern[str] | None = None  # the site's hospital-number shapes
     #: Detector hits by (text, names searched, leak check only): reports repeat their values
-    #: thousands of times.
+    #: thousands of times; short values, the patient's other files too (``_hits_for``).
     _hits: dict[tuple[str, bool, bool], list[Hit]] = field(default_factory=dict)
+    _shared: dict[tuple[str, bool, bool], list[Hit]] = field(default_factory=dict)
     _unverified: bool = False  # an unverified 2.25 UID was reported (once per file)
     _short: tuple[str, ...] | None = None  # the patient's values shorter than a long run
 
@@ -410,7 +409,8 @@ class _Walk:
         seen: set[Detector] | None = None,
     ) -> None:
         key = (text, names, only_known)
-        hits = self._hits.get(key)
+        table = self._shared if len(text) <= _SHARED_TEXT else self._hits
+        hits = table.get(key)
         if hits is None:
             if only_known:
                 assert self.known
@@ -419,7 +419,7 @@ class _Walk:
                 hits = detect_text(
                     text, self.known, known_names=names, local_numbers=self.local_numbers
                 )
-            self._hits[key] = hits
+            table[key] = hits
         seen = set() if seen is None else seen
         for hit in hits:
             if hit.detector in seen:  # one finding per detector per value
@@ -443,6 +443,27 @@ class _Walk:
                 rule=rule,
             )
         )
+
+
+#: Detector hits by what they depend on besides the text (the patient's values, the site's
+#: number shapes): the files of one patient repeat most of their values, so each is
+#: searched once per patient, not once per file. Bounded: emptied when full.
+_HITS: dict[tuple[KnownIdentifiers | None, re.Pattern[str] | None], dict[Any, list[Hit]]] = {}
+_HIT_PATIENTS = 16
+_HIT_TEXTS = 20_000
+_SHARED_TEXT = 256  # characters: a longer text (a report) is remembered for its file only
+
+
+def _hits_for(
+    known: KnownIdentifiers | None, local_numbers: re.Pattern[str] | None
+) -> dict[Any, list[Hit]]:
+    key = (known, local_numbers)
+    hits = _HITS.get(key)
+    if hits is None or len(hits) >= _HIT_TEXTS:
+        if hits is None and len(_HITS) >= _HIT_PATIENTS:
+            _HITS.clear()
+        hits = _HITS[key] = {}
+    return hits
 
 
 def _texts(element: DataElement, min_run: int) -> Iterator[str]:
