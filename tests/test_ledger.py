@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -176,3 +178,22 @@ def test_ledger_on_missing_site_is_a_clear_error(
     assert main(["ledger", "--site", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "is not a dicomhaven site" in err and "dicomhaven init" in err
+
+
+def test_a_zombie_is_no_live_writer() -> None:
+    """A worker killed with its import is reparented to PID 1; where PID 1 reaps nothing (a
+    container), it stays a zombie, and its partial intake file was never removed."""
+    from dicomhaven.ledger import pid_alive
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not end"
+            time.sleep(0.01)  # waiting for another process to end, not timing anything
+        assert not pid_alive(pid)
+        assert pid_alive(os.getpid())
+    finally:
+        os.waitpid(pid, 0)

@@ -129,7 +129,9 @@ class _Known:
 
 
 def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id runs (a job's owner, say)."""
+    """Whether a process with this id runs (a job's owner, say). A zombie has ended: a
+    worker killed with its parent is reparented to PID 1, and in a container whose PID 1
+    reaps nothing it stays a zombie, which a signal 0 still reaches."""
     if pid is None:
         return False
     try:
@@ -138,7 +140,11 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS), or it just ended
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class Ledger:
