@@ -150,3 +150,20 @@ def test_import_on_a_site_at_its_head_loads_no_alembic(
 ) -> None:
     site, _ = site_and_token
     assert "alembic" not in loaded_by(["import", "--site", str(site), str(one_file)])
+
+
+def test_scanning_files_without_a_site_loads_no_database_library(one_file: Path) -> None:
+    """Regression: the folder walk imported intake, and with it SQLAlchemy (0.2 s), for a
+    scan that opens no site."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from dicomhaven.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['scan', {str(one_file)!r}])\n"
+        "print('sqlalchemy' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMHAVEN_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert done.stdout.split()[-1] == "False"

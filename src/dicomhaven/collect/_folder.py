@@ -21,8 +21,10 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dicomhaven.intake import IntakeStore, Receipt, receive_bytes
+if TYPE_CHECKING:  # intake loads pydicom and the catalogue: only a run that receives needs it
+    from dicomhaven.intake import IntakeStore, Receipt
 
 __all__ = [
     "FileResult",
@@ -218,6 +220,8 @@ class IntakeTask:
             data = read_file(entry)
         except OSError as exc:
             return FileResult(str(entry), None, describe_error(exc, entry))
+        from dicomhaven.intake import receive_bytes
+
         path = entry
         store = _store(self.intake_root, self.fsync)
         return FileResult(str(path), receive_bytes(data, store, self.site_key))
@@ -226,4 +230,6 @@ class IntakeTask:
 @functools.lru_cache(maxsize=8)
 def _store(root: Path, fsync: bool) -> IntakeStore:
     """One store per worker process, so its cache of made folders lasts the whole import."""
+    from dicomhaven.intake import IntakeStore
+
     return IntakeStore(root, fsync=fsync)
