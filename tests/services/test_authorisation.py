@@ -177,6 +177,7 @@ EXAMPLES: dict[str, Callable[[World], dict[str, Any]]] = {
         "reason": "a false alarm",
     },
     "ledger.check": lambda w: {"deep": True},
+    "catalogue.rebuild_catalogue": lambda w: {},
 }
 PREFIX = "dicomhaven.services."
 

@@ -10,6 +10,12 @@ from dicomhaven.catalogue._engine import (
     make_sessionmaker,
     migrate,
 )
+from dicomhaven.catalogue._index_models import (
+    FILTER_COLUMNS,
+    CatalogueInstance,
+    CatalogueSeries,
+    CatalogueStudy,
+)
 from dicomhaven.catalogue._models import (
     TERMINAL_STATUSES,
     AuditEntry,
@@ -43,9 +49,13 @@ from dicomhaven.catalogue._scan_models import (
 
 __all__ = [
     "CATALOGUE",
+    "FILTER_COLUMNS",
     "TERMINAL_STATUSES",
     "AuditEntry",
     "Base",
+    "CatalogueInstance",
+    "CatalogueSeries",
+    "CatalogueStudy",
     "ClinicalRecord",
     "Consent",
     "ConsentStatus",

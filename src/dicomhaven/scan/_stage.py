@@ -264,6 +264,30 @@ class GateServices:
         from dicomhaven.deid._stream import write_bytes  # atomic: a partial file, renamed
 
         write_bytes(data, self.site_root / "store" / relpath)
+        index_released(self.sessions, relpath, data)
+
+
+def index_released(sessions: sessionmaker[Session], relpath: str, data: bytes) -> bool:
+    """Add a released copy to the catalogue, from the bytes in memory. A failure never
+    un-releases the copy (``dicomhaven catalogue rebuild`` indexes it later): only its kind
+    is logged, since its text may quote a value from the file."""
+    import io
+    import logging
+
+    import pydicom
+
+    from dicomhaven.catalogue._query import index_copy
+
+    try:
+        header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        with sessions.begin() as session:
+            index_copy(session, header, relpath)
+    except Exception as exc:  # the object stays released whatever happened
+        logging.getLogger(__name__).warning(
+            "catalogue: not indexed (%s); run 'dicomhaven catalogue rebuild'", type(exc).__name__
+        )
+        return False
+    return True
 
 
 def _cause(result: ScanResult) -> tuple[str, str]:
