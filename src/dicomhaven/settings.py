@@ -356,6 +356,23 @@ class Settings(BaseModel):
             "(capped at 10 minutes)."
         ),
     )
+    directory_threshold: int = Field(
+        default=10,
+        ge=2,
+        description=(
+            "Small-number suppression: a directory cell counting fewer patients than this is "
+            "published without a number."
+        ),
+    )
+    directory_rounding: int = Field(
+        default=5,
+        ge=1,
+        description="Directory counts are published rounded to the nearest multiple of this.",
+    )
+    directory_public: bool = Field(
+        default=False,
+        description="Whether the directory's published counts may be browsed without signing in.",
+    )
     log_level: LogLevel = Field(default=LogLevel.INFO, description="Lowest level written to logs.")
     log_format: LogFormat = Field(
         default=LogFormat.JSON,

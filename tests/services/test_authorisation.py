@@ -178,6 +178,8 @@ EXAMPLES: dict[str, Callable[[World], dict[str, Any]]] = {
     },
     "ledger.check": lambda w: {"deep": True},
     "catalogue.rebuild_catalogue": lambda w: {},
+    "directory.publish": lambda w: {},
+    "directory.browse": lambda w: {"dimension": "modality"},
 }
 PREFIX = "dicomhaven.services."
 

@@ -52,6 +52,7 @@ class Action(StrEnum):
     READ_TEMPLATES = "read-templates"
     READ_DEVICES = "read-devices"
     READ_REVIEW = "read-review"
+    BROWSE_DIRECTORY = "browse-directory"  # published, suppressed counts: every role
 
 
 _DM, _AUDITOR, _LOCAL = Role.DATA_MANAGER, Role.AUDITOR, Operator.LOCAL
@@ -77,4 +78,5 @@ PERMISSIONS: dict[Action, frozenset[Role | Operator]] = {
     Action.READ_TEMPLATES: frozenset({_DM, _LOCAL}),
     Action.READ_DEVICES: frozenset({_DM, _LOCAL}),
     Action.READ_REVIEW: frozenset({_DM, _LOCAL}),
+    Action.BROWSE_DIRECTORY: frozenset({*Role, _LOCAL}),
 }

@@ -1,5 +1,6 @@
 """The catalogue database: jobs, the ledger, and (later) metadata, projects and the audit log."""
 
+from dicomhaven.catalogue._directory import DirectoryCell
 from dicomhaven.catalogue._engine import (
     CATALOGUE,
     Schema,
@@ -61,6 +62,7 @@ __all__ = [
     "ConsentStatus",
     "Device",
     "DeviceState",
+    "DirectoryCell",
     "FaceVerdict",
     "GateHold",
     "ItemState",
